@@ -1,0 +1,1 @@
+"""egolib: the thin library behind egobook."""

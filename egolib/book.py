@@ -1,0 +1,90 @@
+"""Build the whole book: execute every chapter with papermill, train the Table 1 variants, render the HTML.
+
+``make book`` runs ``python -m egolib.book`` (preset ``demo``):
+
+    book/01_data_prep.ipynb  -> runs/book/01_data_prep.ipynb   generate SynthKitchens, show the data
+    book/02_pretrain.ipynb   -> runs/book/02_pretrain.ipynb    pretrain the backbones (stand-ins)
+    book/03_train.ipynb      -> runs/<name>/train.ipynb        one per variant in configs/variants.yaml
+    jupyter-book build .     -> _build/html/index.html
+
+Executed notebooks are written to a temporary file and renamed, so an interrupted build never leaves a
+half-executed notebook that looks finished. A variant whose run folder is complete and current (``DONE``,
+same config, same library code) is not trained again; an interrupted one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from egolib.config import PRESETS, RunConfig
+from egolib.runs import is_complete
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]) -> Path:
+    """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end)."""
+    import papermill as pm
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.tmp.ipynb")
+    log.info("executing %s -> %s %s", notebook, output, parameters)
+    pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=False)
+    os.replace(tmp, output)
+    return output
+
+
+def variants(path: str | Path = ROOT / "configs" / "variants.yaml") -> list[dict[str, str]]:
+    """The runs the book trains: Table 1's variants, then the baselines."""
+    data = yaml.safe_load(Path(path).read_text())
+    return list(data["variants"]) + list(data.get("baselines", []))
+
+
+def train_variant(params: dict[str, Any]) -> Path:
+    """Train one variant through ``book/03_train.ipynb`` unless its run folder is complete and current."""
+    cfg = RunConfig.from_params(params)
+    if is_complete(cfg.run_path, cfg.to_dict()) and (cfg.run_path / "train.ipynb").exists():
+        log.info("%s is complete and current: skipped", cfg.run_path)
+        return cfg.run_path
+    execute(ROOT / "book" / "03_train.ipynb", ROOT / cfg.run_path / "train.ipynb", params)
+    return cfg.run_path
+
+
+def build_html() -> Path:
+    """Render the book with Jupyter Book v1 (warnings are errors)."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jupyter_book), "build", "--all", "-W", "-n", "--keep-going", str(ROOT)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return ROOT / "_build" / "html" / "index.html"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="demo", choices=PRESETS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-training", action="store_true", help="render what is already in runs/")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    common = {"preset": args.preset, "seed": args.seed}
+    if not args.skip_training:
+        execute(ROOT / "book" / "01_data_prep.ipynb", ROOT / "runs" / "book" / "01_data_prep.ipynb", common)
+        execute(ROOT / "book" / "02_pretrain.ipynb", ROOT / "runs" / "book" / "02_pretrain.ipynb", common)
+        for params in variants():
+            train_variant({**params, **common})
+    index = build_html()
+    log.info("the book is at %s", index)
+
+
+if __name__ == "__main__":
+    main()

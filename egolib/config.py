@@ -1,0 +1,259 @@
+"""RunConfig: the one validated config at the notebook boundary.
+
+Papermill injects plain values into a notebook's ``parameters`` cell; the notebook's next cell calls
+``RunConfig.from_params(...)``, which rejects unknown names, wrong types and invalid choices, and fills
+every field left at ``None`` from the preset. Below this boundary only plain keyword arguments travel.
+
+Presets:
+    smoke  tiny SynthKitchens, width 1/8, 1 epoch per stage: the whole pipeline in CI, numbers meaningless.
+    demo   SynthKitchens default, width 1/4, 80 px, 8 frames, a few epochs: the book on a laptop CPU.
+    paper  real EPIC-Kitchens (``data_root``), width 1, 224/229 px, 16/20 frames, the report's recipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+METHODS = ("tsn", "gsm", "egoaco", "gsm_egoaco")
+BACKBONES = ("bninc", "incv3", "res34", "res101", "res152", "r2p1d34")
+PRETRAINS = ("imagenet", "epic", "ig65m_kinetics", "scratch")
+PRESETS = ("smoke", "demo", "paper")
+DEVICES = ("auto", "cpu", "cuda")
+TEST_CROPS = ("full", "centre")
+EGOACO_CLONES = ("top_stage", "fc")
+
+# Where each (method, backbone) pair is valid. GSM sits inside 2D backbones only; R(2+1)D is already
+# spatio-temporal, so it is used by TSN (its pretraining) and EgoACO (20 snippets of 3 frames).
+VALID_BACKBONES = {
+    "tsn": BACKBONES,
+    "gsm": ("bninc", "incv3", "res34", "res101", "res152"),
+    "egoaco": ("incv3", "res34", "res101", "res152", "r2p1d34"),
+    "gsm_egoaco": ("bninc", "incv3"),
+}
+
+CHOICES = {
+    "method": METHODS,
+    "backbone": BACKBONES,
+    "pretrain": PRETRAINS,
+    "preset": PRESETS,
+    "device": DEVICES,
+    "test_crop": TEST_CROPS,
+    "egoaco_clone": EGOACO_CLONES,
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every parameter of the training notebook. ``None`` means "the preset's default"."""
+
+    method: str = "egoaco"  # tsn | gsm | egoaco | gsm_egoaco
+    backbone: str = "res34"  # bninc | incv3 | res34 | res101 | res152 | r2p1d34
+    pretrain: str | None = None  # imagenet | epic | ig65m_kinetics | scratch (None: the report's choice)
+    preset: str = "demo"  # smoke | demo | paper
+    data_root: str | None = None  # EPIC-Kitchens-55 root; None: the embedded SynthKitchens set of the preset
+    seed: int = 0  # seeds data order, augmentation and initialisation
+    num_segments: int | None = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
+    input_size: int | None = None  # training crop side in pixels
+    width: float | None = None  # channel-width multiplier of the backbone (1.0 = the standard network)
+    epochs: int | None = None  # epochs (GSM/TSN), or epochs of EgoACO stage 1
+    epochs_stage2: int | None = None  # EgoACO stage 2 epochs (+ cloned top layers)
+    epochs_stage3: int | None = None  # EgoACO stage 3 epochs (+ conv4_x / last Inception layers)
+    warmup_epochs: int | None = None  # linear warm-up epochs before the cosine schedule
+    lr: float | None = None  # initial learning rate (GSM/TSN, EgoACO stage 1)
+    lr_stage2: float | None = None  # EgoACO stage 2 learning rate
+    lr_stage3: float | None = None  # EgoACO stage 3 learning rate
+    weight_decay: float = 5e-4  # SGD weight decay
+    momentum: float = 0.9  # SGD momentum
+    batch_size: int | None = None  # clips per optimiser step (per process under DDP)
+    dropout: float = 0.5  # dropout before the classifiers
+    clip_grad: float = 20.0  # global L2 norm for gradient clipping (0 disables)
+    test_clips: int = 2  # clips per test segment, predictions averaged
+    test_crop: str | None = None  # full (fully-convolutional, GSM) | centre (EgoACO)
+    egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times, or only the fc dictionary
+    lsta_memory: int | None = None  # LSTA memory channels (paper: 512)
+    lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
+    run_dir: str | None = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>-s<seed>
+
+    # ----------------------------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RunConfig:
+        """Validate ``params`` (names, types, choices) and fill preset defaults.
+
+        Raises:
+            ValueError: an unknown name, a wrong type, or a value outside the valid choices; the
+                message names the parameter and lists what is valid.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid parameters are: {', '.join(known)}"
+            )
+        hints = typing.get_type_hints(cls)
+        values = {name: _check_type(name, value, hints[name]) for name, value in params.items()}
+        for name, choices in CHOICES.items():
+            value = values.get(name, known[name].default)
+            if value is not None and value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        cfg = cls(**values)
+        if cfg.backbone not in VALID_BACKBONES[cfg.method]:
+            raise ValueError(
+                f"method {cfg.method!r} does not take backbone {cfg.backbone!r}; "
+                f"choose one of {', '.join(VALID_BACKBONES[cfg.method])}"
+            )
+        if cfg.preset == "paper" and cfg.data_root is None:
+            raise ValueError("preset 'paper' trains on the real EPIC-Kitchens frames: set data_root (-p data_root ...)")
+        filled = {k: v for k, v in _preset_defaults(cfg).items() if getattr(cfg, k) is None}
+        cfg = dataclasses.replace(cfg, **filled)
+        cfg._check_ranges()
+        return cfg
+
+    def _check_ranges(self) -> None:
+        positive = ("num_segments", "input_size", "batch_size", "test_clips", "lsta_memory", "lsta_pool")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("epochs", "epochs_stage2", "epochs_stage3", "warmup_epochs", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"width must be in (0, 4], got {self.width}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.backbone == "incv3" and self.input_size < 75:
+            raise ValueError(f"InceptionV3 needs input_size >= 75, got {self.input_size}")
+
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def stages(self) -> int:
+        """Training stages: 3 for EgoACO models, 1 otherwise."""
+        return 3 if self.method in ("egoaco", "gsm_egoaco") else 1
+
+    @property
+    def snippet_length(self) -> int:
+        """Frames per segment: 3-frame snippets for R(2+1)D, single frames for 2D backbones."""
+        return 3 if self.backbone == "r2p1d34" else 1
+
+    @property
+    def name(self) -> str:
+        """Run name that encodes the recipe, e.g. ``egoaco-res152-imagenet-demo-s0``."""
+        return f"{self.method}-{self.backbone}-{self.pretrain}-{self.preset}-s{self.seed}"
+
+    @property
+    def run_path(self) -> Path:
+        """The run folder."""
+        return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.name
+
+    @property
+    def dataset_path(self) -> Path:
+        """The dataset root: ``data_root`` or the embedded SynthKitchens set of this preset."""
+        return Path(self.data_root) if self.data_root is not None else Path("data") / f"synthkitchens-{self.preset}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> RunConfig:
+        """Read a ``config.json`` written by a run (extra bookkeeping keys such as ``versions`` are ignored)."""
+        data = json.loads(Path(path).read_text())
+        names = {f.name for f in fields(cls)}
+        return cls.from_params({k: v for k, v in data.items() if k in names})
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets. An explicit parameter always wins; these fill what was left at None.
+
+
+def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
+    egoaco = cfg.method in ("egoaco", "gsm_egoaco")
+    inception = cfg.backbone in ("bninc", "incv3")
+    report_pretrain = {"bninc": "epic", "r2p1d34": "ig65m_kinetics"}.get(cfg.backbone, "imagenet")
+    common = {
+        "pretrain": report_pretrain,
+        "test_crop": "centre" if egoaco else "full",
+        "num_workers": 0,
+    }
+    if cfg.preset == "paper":
+        # The report: GSM 16 frames, EgoACO 20 frames or 20 snippets, 16 frames on a GSM backbone.
+        segments = 20 if cfg.method == "egoaco" else 16
+        return common | {
+            "num_segments": segments,
+            "input_size": {"incv3": 229, "r2p1d34": 112}.get(cfg.backbone, 224),
+            "width": 1.0,
+            "epochs": 60,
+            "epochs_stage2": 60 if egoaco else 0,
+            "epochs_stage3": 30 if egoaco else 0,
+            "warmup_epochs": 0 if egoaco else 10,
+            "lr": 0.01,
+            "lr_stage2": 0.01,
+            "lr_stage3": 1e-4,
+            "batch_size": 16 if egoaco else 8,
+            "lsta_memory": 512,
+            "lsta_pool": 300,
+        }
+    if cfg.preset == "demo":
+        return common | {
+            "num_segments": 8,
+            "input_size": 80,
+            "width": 0.25,
+            "epochs": 6 if egoaco else 10,
+            "epochs_stage2": 3 if egoaco else 0,
+            "epochs_stage3": 2 if egoaco else 0,
+            "warmup_epochs": 0 if egoaco else 1,
+            "lr": 0.01,
+            "lr_stage2": 0.01,
+            "lr_stage3": 1e-3,
+            "batch_size": 8,
+            "lsta_memory": 128,
+            "lsta_pool": 75,
+        }
+    # smoke
+    return common | {
+        "num_segments": 4,
+        "input_size": 80 if inception else 64,
+        "width": 0.125,
+        "epochs": 1,
+        "epochs_stage2": 1 if egoaco else 0,
+        "epochs_stage3": 1 if egoaco else 0,
+        "warmup_epochs": 0,
+        "lr": 0.01,
+        "lr_stage2": 0.01,
+        "lr_stage3": 1e-3,
+        "batch_size": 4,
+        "lsta_memory": 32,
+        "lsta_pool": 16,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Type checking of injected values (papermill turns "-p x 3" into an int, "-p x 0.5" into a float).
+
+
+def _check_type(name: str, value: Any, hint: Any) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ValueError(f"parameter {name!r} expects {_type_names(allowed)}, got None")
+    if isinstance(value, bool) and bool not in allowed:
+        raise ValueError(f"parameter {name!r} expects {_type_names(allowed)}, got bool {value!r}")
+    if float in allowed and isinstance(value, int):
+        return float(value)  # "-p lr 1" is a fine learning rate
+    if any(t is not type(None) and isinstance(value, t) for t in allowed):
+        return value
+    raise ValueError(f"parameter {name!r} expects {_type_names(allowed)}, got {type(value).__name__} {value!r}")
+
+
+def _type_names(allowed: tuple) -> str:
+    return " or ".join("None" if t is type(None) else t.__name__ for t in allowed)

@@ -1,0 +1,68 @@
+"""The book's sources: every book/*.py has its paired .ipynb, equal cell by cell, without outputs."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from egolib.book import variants
+from egolib.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "book").glob("*.py"))
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_pair_is_in_sync_and_has_no_outputs(source):
+    paired = source.with_suffix(".ipynb")
+    assert paired.exists(), f"{paired.name} is missing: run `jupytext --sync {source.relative_to(ROOT)}`"
+    py, ipynb = jupytext.read(source), jupytext.read(paired)
+    assert _cells(py) == _cells(ipynb), f"{source.name} and {paired.name} drifted: run `jupytext --sync`"
+    assert ipynb.metadata["kernelspec"]["name"] == "python3"
+    for cell in ipynb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{paired.name} carries outputs"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_each_notebook_has_one_parameters_cell(source):
+    nb = jupytext.read(source)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{source.name}: papermill needs exactly one cell tagged 'parameters'"
+
+
+def test_toc_names_existing_sources():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert (ROOT / f"{toc['root']}.md").exists()
+    chapters = [c for part in toc["parts"] for c in part["chapters"]]
+    for chapter in chapters:
+        file = chapter["file"]
+        if file.startswith("runs/book/"):  # executed by `make book` from the source of the same name
+            assert (ROOT / "book" / f"{Path(file).name}.py").exists(), file
+        else:
+            assert (ROOT / f"{file}.md").exists() or (ROOT / f"{file}.ipynb").exists(), file
+
+
+def test_variants_are_valid_configs():
+    for params in variants():
+        for preset in ("smoke", "demo"):
+            assert RunConfig.from_params({**params, "preset": preset}).pretrain == params["pretrain"]
+    names = {RunConfig.from_params(p).name for p in variants()}
+    assert len(names) == len(variants()), "two variants share a run folder"
+
+
+def test_ensemble_members_are_trained_variants():
+    data = yaml.safe_load((ROOT / "configs" / "ensembles.yaml").read_text())["ensembles"]
+    trained = [dict(v) for v in variants()]
+    for name, members in data.items():
+        for member in members:
+            if "ensemble" in member:
+                assert member["ensemble"] in data and member["ensemble"] != name
+            else:
+                assert member in trained, f"{name}: {member} is not in configs/variants.yaml"
+    assert [len(m) for m in data.values()] == [6, 9, 8]

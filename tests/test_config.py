@@ -1,0 +1,110 @@
+"""RunConfig: validation at the notebook boundary and preset defaults."""
+
+import dataclasses
+
+import pytest
+
+from egolib.config import BACKBONES, VALID_BACKBONES, RunConfig
+
+
+def test_unknown_backbone_lists_the_valid_ones():
+    with pytest.raises(ValueError) as err:
+        RunConfig.from_params({"backbone": "res999"})
+    assert str(err.value) == "unknown backbone 'res999'; choose one of bninc, incv3, res34, res101, res152, r2p1d34"
+
+
+@pytest.mark.parametrize("name", ["method", "pretrain", "preset", "device", "test_crop", "egoaco_clone"])
+def test_every_choice_field_rejects_an_invalid_value(name):
+    with pytest.raises(ValueError, match=f"unknown {name} 'nope'; choose one of"):
+        RunConfig.from_params({name: "nope"})
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) 'bakbone'; valid parameters are: method, backbone"):
+        RunConfig.from_params({"bakbone": "res34"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("epochs", "ten"), ("epochs", 2.5), ("epochs", True), ("lr", "fast"), ("backbone", 3), ("seed", None)],
+)
+def test_wrong_type_is_named(name, value):
+    with pytest.raises(ValueError, match=f"parameter '{name}' expects"):
+        RunConfig.from_params({name: value})
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    assert RunConfig.from_params({"lr": 1, "preset": "smoke"}).lr == 1.0
+
+
+def test_explicit_parameter_beats_the_preset():
+    smoke = RunConfig.from_params({"preset": "smoke"})
+    assert smoke.width == 0.125 and smoke.epochs == 1
+    mine = RunConfig.from_params({"preset": "smoke", "width": 0.5, "epochs": 3})
+    assert mine.width == 0.5 and mine.epochs == 3 and mine.num_segments == smoke.num_segments
+
+
+def test_presets_fill_every_optional_field():
+    for preset in ("smoke", "demo"):
+        cfg = RunConfig.from_params({"preset": preset})
+        missing = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None]
+        assert missing in ([], ["data_root"], ["data_root", "run_dir"], ["run_dir"]), missing
+    paper = RunConfig.from_params({"preset": "paper", "data_root": "epic", "method": "gsm", "backbone": "incv3"})
+    assert (paper.width, paper.input_size, paper.num_segments, paper.epochs) == (1.0, 229, 16, 60)
+    assert paper.pretrain == "imagenet" and paper.test_crop == "full" and paper.warmup_epochs == 10
+
+
+def test_report_pretraining_and_protocol_per_backbone():
+    assert RunConfig.from_params({"method": "gsm", "backbone": "bninc"}).pretrain == "epic"
+    r2p1d = RunConfig.from_params({"method": "egoaco", "backbone": "r2p1d34"})
+    assert r2p1d.pretrain == "ig65m_kinetics" and r2p1d.snippet_length == 3 and r2p1d.test_crop == "centre"
+    egoaco = RunConfig.from_params({"preset": "paper", "data_root": "x", "backbone": "res152"})
+    assert (egoaco.num_segments, egoaco.epochs, egoaco.epochs_stage2, egoaco.epochs_stage3) == (20, 60, 60, 30)
+    assert (egoaco.lr, egoaco.lr_stage2, egoaco.lr_stage3, egoaco.stages) == (0.01, 0.01, 1e-4, 3)
+
+
+def test_paper_preset_needs_data_root():
+    with pytest.raises(ValueError, match="set data_root"):
+        RunConfig.from_params({"preset": "paper"})
+
+
+def test_method_backbone_pairs():
+    for method, backbones in VALID_BACKBONES.items():
+        for backbone in BACKBONES:
+            params = {"method": method, "backbone": backbone, "preset": "smoke"}
+            if backbone in backbones:
+                assert RunConfig.from_params(params).backbone == backbone
+            else:
+                with pytest.raises(ValueError, match=f"does not take backbone '{backbone}'"):
+                    RunConfig.from_params(params)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"width": 0.0}, "width must be"),
+        ({"dropout": 1.0}, "dropout must be"),
+        ({"epochs": -1}, "epochs must be >= 0"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"backbone": "incv3", "input_size": 64}, "InceptionV3 needs input_size >= 75"),
+    ],
+)
+def test_ranges(params, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_params({"preset": "smoke", **params})
+
+
+def test_name_paths_and_json_round_trip(tmp_path):
+    cfg = RunConfig.from_params({"backbone": "res152", "preset": "smoke", "seed": 3})
+    assert cfg.name == "egoaco-res152-imagenet-smoke-s3"
+    assert str(cfg.run_path) == "runs/egoaco-res152-imagenet-smoke-s3"
+    assert str(cfg.dataset_path) == "data/synthkitchens-smoke"
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert RunConfig.from_json(path) == cfg
+
+
+def test_config_is_frozen():
+    cfg = RunConfig.from_params({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
