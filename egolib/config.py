@@ -124,6 +124,8 @@ class RunConfig:
         for name in ("epochs", "epochs_stage2", "epochs_stage3", "warmup_epochs", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.test_clips not in (1, 2):
+            raise ValueError(f"test_clips must be 1 (segment centres) or 2 (+ segment starts), got {self.test_clips}")
         if not 0 < self.width <= 4:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if not 0 <= self.dropout < 1:
