@@ -56,16 +56,21 @@ class Normalization:
         return y.round().clamp(0, 255).to(torch.uint8)
 
 
-# BN-Inception and InceptionV3 as trained by TSN/GSM (Caffe style): BGR, 0-255, mean [104, 117, 128], std 1.
+# BN-Inception as trained by TSN/GSM (Caffe style): BGR, 0-255, mean [104, 117, 128], std 1.
 CAFFE_BGR = Normalization(mean=(104.0, 117.0, 128.0), std=(1.0, 1.0, 1.0), bgr=True, scale=1.0)
 # torchvision ResNets (ImageNet), also LSTA's ResNet-34: RGB in [0, 1].
 IMAGENET_RGB = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), bgr=False, scale=1 / 255)
+# InceptionV3: torchvision's definition and its Google weights, RGB in [0, 1] mapped to [-1, 1]. Deviation: the
+# GSM reference normalised InceptionV3 Caffe-style too, but its TSN/CUHK InceptionV3 is a different network (7x1
+# before 1x7 in Mixed_6, conv biases) whose checkpoint cannot load into torchvision's; the weights that do load
+# expect this normalisation, and the weights own their preprocessing.
+INCEPTION_RGB = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), bgr=False, scale=1 / 255)
 # R(2+1)D-34 IG-65M (ig65m-pytorch extract.py): RGB in [0, 1].
 IG65M_RGB = Normalization(mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989), bgr=False, scale=1 / 255)
 
 NORMALIZATION: dict[str, Normalization] = {
     "bninc": CAFFE_BGR,
-    "incv3": CAFFE_BGR,
+    "incv3": INCEPTION_RGB,
     "res34": IMAGENET_RGB,
     "res101": IMAGENET_RGB,
     "res152": IMAGENET_RGB,

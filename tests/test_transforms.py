@@ -23,12 +23,16 @@ def random_clip(T: int = 3, H: int = 128, W: int = 228, seed: int = 0) -> torch.
 # Normalisation
 
 
-def test_caffe_style_for_inception_is_bgr_0_255_mean_subtracted() -> None:
-    for name in ("bninc", "incv3"):
-        out = NORMALIZATION[name](pixel_clip(10, 20, 30))
-        assert out.dtype == torch.float32 and out.shape == (2, 3, 4, 6)
-        # channel 0 is blue (30 - 104), 1 green (20 - 117), 2 red (10 - 128); std 1, no division by 255
-        assert out[0, :, 0, 0].tolist() == [30 - 104, 20 - 117, 10 - 128]
+def test_caffe_style_for_bn_inception_is_bgr_0_255_mean_subtracted() -> None:
+    out = NORMALIZATION["bninc"](pixel_clip(10, 20, 30))
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 4, 6)
+    # channel 0 is blue (30 - 104), 1 green (20 - 117), 2 red (10 - 128); std 1, no division by 255
+    assert out[0, :, 0, 0].tolist() == [30 - 104, 20 - 117, 10 - 128]
+
+
+def test_inception_v3_follows_torchvision_weights() -> None:
+    out = NORMALIZATION["incv3"](pixel_clip(0, 255, 51))
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([-1.0, 1.0, 51 / 255 * 2 - 1]))
 
 
 @pytest.mark.parametrize(
@@ -50,7 +54,7 @@ def test_invert_round_trips_and_registry_matches_backbones() -> None:
     for norm in NORMALIZATION.values():
         assert torch.equal(norm.invert(norm(clip)), clip)
     assert set(NORMALIZATION) == set(config.BACKBONES)
-    assert transforms.normalization("incv3") is transforms.CAFFE_BGR
+    assert transforms.normalization("bninc") is transforms.CAFFE_BGR
     with pytest.raises(ValueError, match="bninc, incv3, res34"):
         transforms.normalization("vgg16")
 

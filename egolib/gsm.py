@@ -1,0 +1,309 @@
+"""Gate-Shift Module (GSM): a learned, gated temporal shift inside a 2D backbone (models.md §1).
+
+A 2D backbone runs on ``B*T`` frames, the ``T`` frames of one video contiguous (index ``b*T + t``). A GSM sits
+right after one convolution (before its BatchNorm) and mixes information between neighbouring frames::
+
+    x (B*T, C, H, W) ──> (B, T, C, H, W) ───────────────────────────────┐
+         │                                                               │ split C into two halves
+         └─> BN3d ─> ReLU ─> gate conv 3x3x3 (C -> 2, groups=2) ─> tanh ─> g (B, T, 2, H, W)
+                                                                         │
+             half k: y = g_k * x_k ;  out_k = shift_k(y) + (x_k - y)  <──┘
+             half 0: frame t receives y[t+1] (from the next frame), half 1: y[t-1] (from the previous frame),
+             zero fill at the clip ends; then (reference quirk) the quarters of each half are interleaved.
+
+The gate conv is a standard ``Conv3d`` (weights load from the reference checkpoints, keys ``conv3D.*`` and
+``bn.*``), zero-initialised, so a fresh GSM is a channel permutation of its input (the identity with
+``interleave=False``). Two gate implementations compute the same numbers:
+
+* ``"conv2d"`` (default, fastest on CPU): the 3x3x3 conv as one grouped 3x3 ``conv2d`` with 6 outputs (one per
+  group and temporal tap) over all frames, then a temporal shift-add of the three taps (cpu_budget.md §3);
+* ``"conv3d"``: ``F.conv3d`` on the (B, C, T, H, W) view (channels-last-3d when the input is channels-last).
+
+``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions listed in models.md §1.3
+(``gsm_positions``) and returns how many modules it inserted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+GATE_IMPLS = ("conv2d", "conv3d")
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure tensor helpers
+
+
+def shift_time(x: Tensor, step: int, dim: int = 1) -> Tensor:
+    """Shift ``x`` by one step along the time axis ``dim`` with zero fill.
+
+    Args:
+        x: any tensor with time at ``dim``, e.g. (B, T, C, H, W).
+        step: +1: ``out[t] = x[t+1]`` (frame t receives the next frame, last frame zero);
+            -1: ``out[t] = x[t-1]`` (frame t receives the previous frame, first frame zero).
+        dim: the time axis.
+
+    Returns:
+        A tensor of the shape of ``x``.
+    """
+    if step not in (1, -1):
+        raise ValueError(f"step must be +1 or -1, got {step}")
+    T = x.shape[dim]
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))  # same device, dtype and layout as x
+    if step == 1:
+        return torch.cat([x.narrow(dim, 1, T - 1), zero], dim=dim)
+    return torch.cat([zero, x.narrow(dim, 0, T - 1)], dim=dim)
+
+
+def interleave_permutation(C: int) -> list[int]:
+    """The reference's output channel order: ``out[c] = in[perm[c]]`` (models.md §1.2 step 6).
+
+    Inside each half, output channel ``2j + i`` takes quarter ``i``, channel ``j``; for C=8 the order is
+    ``[0, 2, 1, 3, 4, 6, 5, 7]``.
+    """
+    half, quarter = C // 2, C // 4
+    return [h * half + i * quarter + j for h in range(2) for j in range(quarter) for i in range(2)]
+
+
+def gate_shift_fuse(x: Tensor, g: Tensor, *, interleave: bool = True) -> Tensor:
+    """The GSM fusion: gate each half, shift the gated part in time, add the ungated residual.
+
+    Args:
+        x: features (B, T, C, H, W), C divisible by 4 (any strides; channels-last views are fine).
+        g: gate (B, T, 2, H, W) in [-1, 1]; ``g[:, :, k]`` gates channel half k.
+        interleave: apply the reference's quarter interleave to the output channels.
+
+    Returns:
+        (B, T, C, H, W): half 0 is ``shift(+1)(g*x) + (1-g)*x``,
+        half 1 is ``shift(-1)(g*x) + (1-g)*x``.
+    """
+    B, T, C, H, W = x.shape
+    x7 = x.view(B, T, 2, 2, C // 4, H, W)  # (B, T, half, quarter, C/4, H, W)
+    if interleave:
+        # The interleave permutes channels within each half and every step below is per channel given its
+        # half's gate, so permuting the input view first equals permuting the output (and costs no copy here).
+        x7 = x7.transpose(3, 4)  # (B, T, half, C/4, quarter, H, W): output channel 2j + i <- quarter i, channel j
+    y = g[:, :, :, None, None] * x7  # gated part
+    shifted = torch.stack([shift_time(y[:, :, 0], +1), shift_time(y[:, :, 1], -1)], dim=2)  # half 0 <- t+1, 1 <- t-1
+    out = (x7 - y + shifted).reshape(B, T, C, H, W)  # shift(g x) + (1 - g) x
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The module
+
+
+class GateShift(nn.Module):
+    """Gate-Shift Module on ``(B*T, C, H, W)`` frames (models.md §1.2); shape-preserving.
+
+    Args:
+        channels: C, divisible by 4.
+        num_segments: T, the frames per video; the batch must be a multiple of T, each video's frames contiguous.
+        interleave: the reference's channel interleave (on by default for checkpoint compatibility; off gives a
+            module that is exactly the identity at initialisation).
+        gate_impl: ``"conv2d"`` (fast, default) or ``"conv3d"``; both compute the same gate.
+
+    Parameters (reference names): ``conv3D`` = Conv3d(C, 2, 3x3x3, padding 1, groups=2, bias), zero-initialised;
+    ``bn`` = BatchNorm3d(C) on the gate path only.
+    """
+
+    def __init__(self, channels: int, num_segments: int, *, interleave: bool = True, gate_impl: str = "conv2d"):
+        super().__init__()
+        if channels % 4 != 0 or channels <= 0:
+            raise ValueError(f"GateShift needs channels divisible by 4, got {channels}")
+        if num_segments < 1:
+            raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+        if gate_impl not in GATE_IMPLS:
+            raise ValueError(f"unknown gate_impl {gate_impl!r}; choose one of {', '.join(GATE_IMPLS)}")
+        self.channels = channels
+        self.num_segments = num_segments
+        self.interleave = interleave
+        self.gate_impl = gate_impl
+        self.bn = nn.BatchNorm3d(channels)
+        self.conv3D = nn.Conv3d(channels, 2, kernel_size=3, padding=1, groups=2, bias=True)
+        nn.init.zeros_(self.conv3D.weight)
+        nn.init.zeros_(self.conv3D.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, num_segments={self.num_segments}, interleave={self.interleave}, "
+            f"gate_impl={self.gate_impl!r}"
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    def gate(self, x: Tensor) -> Tensor:
+        """The gate ``tanh(conv3d(relu(bn3d(x))))``.
+
+        Args:
+            x: (B*T, C, H, W) frames.
+
+        Returns:
+            (B, T, 2, H, W), in [-1, 1].
+        """
+        T = self.num_segments
+        N, C, H, W = x.shape
+        B = N // T
+        # BN3d over (B, C, T, H, W) has the same per-channel statistics as over (B*T, C, 1, H, W).
+        a = F.relu(self.bn(x.unsqueeze(2))).squeeze(2)  # (B*T, C, H, W)
+        if self.gate_impl == "conv3d":
+            v = a.view(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W); channels-last-3d if x is channels-last
+            g = F.conv3d(v, self.conv3D.weight, self.conv3D.bias, padding=1, groups=2)  # (B, 2, T, H, W)
+            return torch.tanh(g).transpose(1, 2)  # (B, T, 2, H, W)
+        # conv3d weight (2, C/2, kt, 3, 3) -> conv2d weight (2*3, C/2, 3, 3), output index = group*3 + kt
+        w2 = self.conv3D.weight.permute(0, 2, 1, 3, 4).reshape(6, C // 2, 3, 3)
+        taps = F.conv2d(a, w2, padding=1, groups=2).view(B, T, 2, 3, H, W)  # (B, T, group, kt, H, W)
+        # conv3d (cross-correlation, time padding 1): g[t] = tap0(x[t-1]) + tap1(x[t]) + tap2(x[t+1])
+        g = taps[:, :, :, 1] + shift_time(taps[:, :, :, 0], -1) + shift_time(taps[:, :, :, 2], +1)
+        bias = self.conv3D.bias.to(g.dtype)
+        return torch.tanh(g + bias.view(1, 1, 2, 1, 1))  # (B, T, 2, H, W)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Gate, shift and fuse.
+
+        Args:
+            x: (B*T, C, H, W) frames, video-major.
+
+        Returns:
+            (B*T, C, H, W), same memory format as ``x``.
+        """
+        N, C, H, W = x.shape
+        T = self.num_segments
+        if C != self.channels:
+            raise ValueError(f"GateShift built for {self.channels} channels got {C}")
+        if N % T != 0:
+            raise ValueError(f"GateShift: batch of {N} frames is not a multiple of num_segments={T}")
+        g = self.gate(x)  # (B, T, 2, H, W)
+        out = gate_shift_fuse(x.view(N // T, T, C, H, W), g, interleave=self.interleave)  # (B, T, C, H, W)
+        out = out.reshape(N, C, H, W)  # (B, T, C, H, W) -> (B*T, C, H, W)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            out = out.contiguous(memory_format=torch.channels_last)  # keep the caller's layout
+        return out
+
+
+class ConvGSM(nn.Module):
+    """A host convolution followed by its GSM (what ``insert_gsm`` puts in place of the convolution).
+
+    State-dict keys: the host's ``<name>.weight`` becomes ``<name>.conv.weight``, the GSM's are ``<name>.gsm.*``.
+    """
+
+    def __init__(self, conv: nn.Conv2d, gsm: GateShift):
+        super().__init__()
+        self.conv = conv
+        self.gsm = gsm
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B*T, C_in, H, W) -> (B*T, C, H', W')."""
+        return self.gsm(self.conv(x))
+
+
+# --------------------------------------------------------------------------------------------------
+# Where GSMs go (models.md §1.3)
+
+# BN-Inception (egolib layout, backbones.BNInception): one per Inception block, in its plain 1x1 branch; the
+# stride-2 blocks 3c and 4e have none and use their 3x3_reduce 1x1 conv.
+BNINCEPTION_POSITIONS = (
+    "inception_3a.1x1", "inception_3b.1x1", "inception_3c.3x3_reduce", "inception_4a.1x1", "inception_4b.1x1",
+    "inception_4c.1x1", "inception_4d.1x1", "inception_4e.3x3_reduce", "inception_5a.1x1", "inception_5b.1x1",
+)  # fmt: skip
+
+# InceptionV3 (torchvision names). The reference yaml has no GSM in Mixed_6d (mixed_6); kept as an option.
+# Mixed_6a/7a (reductions) host it in the 1x1 of their first tower (reference: mixed_3/mixed_8 tower_conv).
+INCEPTIONV3_POSITIONS = (
+    "Mixed_5b.branch1x1.conv", "Mixed_5c.branch1x1.conv", "Mixed_5d.branch1x1.conv", "Mixed_6a.branch3x3dbl_1.conv",
+    "Mixed_6b.branch1x1.conv", "Mixed_6c.branch1x1.conv", "Mixed_6d.branch1x1.conv", "Mixed_6e.branch1x1.conv",
+    "Mixed_7a.branch3x3_1.conv", "Mixed_7b.branch1x1.conv", "Mixed_7c.branch1x1.conv",
+)  # fmt: skip
+
+RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+
+
+def gsm_positions(
+    backbone: nn.Module, *, skip_mixed_6d: bool = True, resnet_convs: Sequence[str] | None = None
+) -> list[str]:
+    """The dotted names of the convolutions that host a GSM in ``backbone`` (models.md §1.3).
+
+    Args:
+        backbone: a module from ``egolib.backbones.build_backbone`` (reads ``backbone.spec.name``).
+        skip_mixed_6d: InceptionV3: leave Mixed_6d without a GSM, as the released reference does (10 GSMs);
+            False puts one in all 11 Mixed blocks.
+        resnet_convs: ResNets: the conv names inside every residual block of layer1-4 that host a GSM.
+            Default: the last conv of the block, before its BN: ``("conv3",)`` for Bottleneck (the placement of
+            the author's GSF/GSM-ResNet code, a [PROPOSAL] in models.md) and, by the same rule,
+            ``("conv2",)`` for the BasicBlocks of ResNet-34 (its last 3x3 conv; a BasicBlock has no 1x1).
+
+    Returns:
+        Names for ``backbone.get_submodule``, in network order.
+    """
+    name = _backbone_name(backbone)
+    if name == "bninc":
+        return list(BNINCEPTION_POSITIONS)
+    if name == "incv3":
+        return [p for p in INCEPTIONV3_POSITIONS if not (skip_mixed_6d and p.startswith("Mixed_6d."))]
+    if name in ("res34", "res101", "res152"):
+        positions = []
+        for layer in RESNET_LAYERS:
+            for i, block in enumerate(backbone.get_submodule(layer)):
+                convs = resnet_convs if resnet_convs is not None else ("conv3" if hasattr(block, "conv3") else "conv2",)
+                positions += [f"{layer}.{i}.{c}" for c in convs]
+        return positions
+    raise ValueError(f"GSM goes into 2D backbones only (bninc, incv3, res34, res101, res152), not {name!r}")
+
+
+def insert_gsm(
+    backbone: nn.Module,
+    num_segments: int,
+    *,
+    positions: Sequence[str] | None = None,
+    skip_mixed_6d: bool = True,
+    resnet_convs: Sequence[str] | None = None,
+    interleave: bool = True,
+    gate_impl: str = "conv2d",
+) -> int:
+    """Wrap each host convolution of ``backbone`` in a ``ConvGSM`` (in place); call after loading weights.
+
+    Args:
+        backbone: a 2D backbone from ``build_backbone`` (or any module when ``positions`` is given).
+        num_segments: T, frames per video.
+        positions: dotted names of the ``nn.Conv2d`` hosts; default ``gsm_positions(backbone, ...)``.
+        skip_mixed_6d: see ``gsm_positions``.
+        resnet_convs: see ``gsm_positions``.
+        interleave: see ``GateShift``.
+        gate_impl: see ``GateShift``.
+
+    Returns:
+        The number of GSMs inserted (10 for BN-Inception and InceptionV3 by default, one per residual block for
+        ResNets: 16 / 33 / 50 for ResNet-34 / 101 / 152).
+
+    Raises:
+        ValueError: a position that is not an ``nn.Conv2d`` (e.g. already wrapped), or channels not divisible by 4.
+    """
+    if positions is None:
+        positions = gsm_positions(backbone, skip_mixed_6d=skip_mixed_6d, resnet_convs=resnet_convs)
+    for pos in positions:
+        parent_name, _, child = pos.rpartition(".")
+        parent = backbone.get_submodule(parent_name) if parent_name else backbone
+        conv = getattr(parent, child, None)
+        if not isinstance(conv, nn.Conv2d):
+            raise ValueError(f"GSM position {pos!r} is {type(conv).__name__}, not an nn.Conv2d (already inserted?)")
+        gsm = GateShift(conv.out_channels, num_segments, interleave=interleave, gate_impl=gate_impl)
+        gsm.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        setattr(parent, child, ConvGSM(conv, gsm))
+    log.info("inserted %d GSMs (T=%d, interleave=%s, gate=%s)", len(positions), num_segments, interleave, gate_impl)
+    return len(positions)
+
+
+def _backbone_name(backbone: nn.Module) -> str:
+    spec = getattr(backbone, "spec", None)
+    if spec is None:
+        raise ValueError(
+            "cannot tell where GSMs go in a module without a .spec (build it with egolib.backbones.build_backbone) "
+            "-- or pass positions=[...] explicitly"
+        )
+    return spec.name

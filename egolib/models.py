@@ -1,0 +1,596 @@
+"""Video models of the FBK-HUPBA entry: TSN, GSM, EgoACO and GSM+EgoACO, their registry, checkpoints and cost.
+
+Every model maps a clip batch ``(B, T*L, C, H, W)`` (T segments of L frames; L = 1 for 2D backbones, 3 for
+R(2+1)D snippets) to raw logits ``dict(verb=(B, V), noun=(B, N), action=(B, A))``.
+
+::
+
+    tsn / gsm:    frames (B*T, C, H, W) -> backbone [GSMs inside for gsm] -> adaptive GAP -> dropout
+                  -> ActionBiasHead per frame -> mean over T
+    egoaco:       frames -> shared trunk -> three cloned top stages -> X_act, X_obj, X_ctx (B, T, C, h, w)
+                  X_act -> LSTA -> d_act;  X_obj -> temporally coherent attention -> d_obj;  X_ctx -> CAP -> d_ctx
+                  verb <- d_act, noun <- d_obj, action <- [d_act; d_obj; d_ctx]  (+ action -> verb/noun biases)
+    gsm_egoaco:   egoaco on a GSM backbone
+
+Adaptive global average pooling makes the TSN/GSM models fully convolutional: full frames of any H x W work
+(the report's "spatially fully-convolutional inference").
+
+EgoACO is a reconstruction: its code was never released (``models.md`` section 3). Each reconstructed choice
+is a named option of ``build_model``:
+    * ``egoaco_clone``: ``"top_stage"`` clones the top conv stage (``spec.top``) three times (default);
+      ``"fc"`` shares the whole trunk and clones only the pretrained classifier into three dictionaries;
+    * ``egoaco_wiring``: ``"report"`` (verb <- d_act, noun <- d_obj, action <- all three; ``paper.md``),
+      ``"context"`` (verb <- [d_act; d_ctx], noun <- [d_obj; d_ctx]; ``models.md`` section 3.4),
+      ``"concat"`` (all three heads on [d_act; d_obj; d_ctx]);
+    * ``cap_selection``: hard top-1 (LSTA) or soft dictionary selection;
+    * the three stages of ``set_stage`` (``paper.md``: backbone frozen; + the cloned heads; + conv4_x / the
+      last three Inception layers).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.flop_counter import FlopCounterMode
+
+from egolib import backbones, gsm, runs
+from egolib.config import VALID_BACKBONES
+from egolib.heads import ActionBiasHead
+from egolib.lsta import (
+    LSTA,
+    AttentionRecurrence,
+    ClassActivationPooling,
+    Dictionary,
+    LSTACell,
+    TemporallyCoherentAttention,
+)
+
+log = logging.getLogger(__name__)
+
+EGOACO_CLONES = ("top_stage", "fc")
+EGOACO_WIRINGS = ("report", "context", "concat")
+
+# --------------------------------------------------------------------------------------------------
+# Helpers: folding clips into backbone batches, running named children
+
+
+def fold_clip(x: Tensor, snippet_length: int, is_3d: bool) -> Tensor:
+    """Fold a clip batch into a backbone batch, segments of one video contiguous (GSM needs this).
+
+    Args:
+        x: ``(B, T*L, C, H, W)``.
+        snippet_length: L.
+        is_3d: the backbone takes snippets ``(N, C, L, H, W)``.
+
+    Returns:
+        ``(B*T, C, H, W)`` for 2D backbones (L must be 1), ``(B*T, C, L, H, W)`` for 3D ones.
+    """
+    B, TL, C, H, W = x.shape
+    L = snippet_length
+    if TL % L:
+        raise ValueError(f"clip has {TL} frames, not a multiple of snippet_length {L}")
+    if not is_3d:
+        if L != 1:
+            raise ValueError(f"a 2D backbone takes single frames; got snippet_length {L}")
+        return x.reshape(B * TL, C, H, W)  # (B, T, C, H, W) -> (B*T, C, H, W)
+    return x.reshape(B * TL // L, L, C, H, W).transpose(1, 2)  # (B*T, L, C, H, W) -> (B*T, C, L, H, W)
+
+
+def run_children(module: nn.Module, names: tuple[str, ...], x: Tensor) -> Tensor:
+    """Apply the named children of ``module`` in order."""
+    for name in names:
+        x = getattr(module, name)(x)
+    return x
+
+
+def squeeze_time(x: Tensor) -> Tensor:
+    """``(N, C, t, h, w) -> (N, C, h, w)`` (mean over remaining time), 4D maps unchanged."""
+    return x.mean(2) if x.dim() == 5 else x
+
+
+def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------------------------------
+# Staged training: which parameters train at which stage, frozen BN in eval mode
+
+
+class StagedModel(nn.Module):
+    """Base of the video models: ``set_stage`` freezes what the recipe freezes, ``train()`` keeps frozen BN in eval.
+
+    Subclasses implement ``stage_groups() -> list[list[nn.Module]]``: group ``i`` becomes trainable at stage
+    ``i + 1`` and stays trainable after; parameters outside every group are never trained.
+    """
+
+    backbone: nn.Module
+    model_args: dict[str, Any]
+
+    def stage_groups(self) -> list[list[nn.Module]]:
+        raise NotImplementedError
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_groups())
+
+    def set_stage(self, stage: int) -> None:
+        """Make exactly the recipe's parameters of ``stage`` (1-based) trainable; frozen BN goes to eval mode."""
+        groups = self.stage_groups()
+        if not 1 <= stage <= len(groups):
+            raise ValueError(f"stage must be in 1..{len(groups)} for {type(self).__name__}, got {stage}")
+        set_requires_grad([self], False)
+        for group in groups[:stage]:
+            set_requires_grad(group, True)
+        self.stage = stage
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> StagedModel:
+        """As ``nn.Module.train``, but BatchNorm layers whose parameters are all frozen stay in eval mode."""
+        super().train(mode)
+        if mode:
+            for m in self.modules():
+                params = list(m.parameters(recurse=False))
+                if isinstance(m, _BatchNorm) and params and not any(p.requires_grad for p in params):
+                    m.eval()
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# TSN / GSM: per-frame head and average consensus
+
+
+class ConsensusModel(StagedModel):
+    """TSN-style video model: a (GSM-)backbone per frame, adaptive GAP, the head per frame, mean over T.
+
+    The backbone's own classifier (``spec.classifier``) stays in place, frozen and unused, so that
+    ``model.backbone.state_dict()`` is a plain backbone state dict (what pretraining saves).
+
+    Args:
+        backbone: an ``egolib.backbones`` backbone (GSMs already inserted for GSM models).
+        head: the ``ActionBiasHead`` over ``spec.feature_dim`` channels.
+        snippet_length: frames per segment (1 for 2D backbones).
+        dropout: dropout on the pooled per-frame features.
+        num_segments: T the GSMs were built for, or None (TSN: any T).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: ActionBiasHead,
+        *,
+        snippet_length: int = 1,
+        dropout: float = 0.5,
+        num_segments: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.dropout = nn.Dropout(dropout)
+        self.snippet_length = snippet_length
+        self.num_segments = num_segments
+
+    def stage_groups(self) -> list[list[nn.Module]]:
+        trunk = [getattr(self.backbone, name) for name in self.backbone.spec.trunk]
+        return [[*trunk, self.head]]
+
+    def frame_features(self, x: Tensor) -> Tensor:
+        """Feature maps per segment.
+
+        Args:
+            x: ``(B, T*L, C, H, W)``.
+
+        Returns:
+            ``(B, T, C', h, w)``.
+        """
+        B = x.shape[0]
+        T = x.shape[1] // self.snippet_length
+        if self.num_segments is not None and T != self.num_segments:
+            raise ValueError(f"this GSM model was built for num_segments={self.num_segments}, got a clip of T={T}")
+        z = backbones.forward_features(self.backbone, fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
+        return z.view(B, T, *z.shape[1:])  # (B*T, C', h, w) -> (B, T, C', h, w)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """Logits.
+
+        Args:
+            x: ``(B, T*L, C, H, W)`` float; any H, W (fully-convolutional).
+
+        Returns:
+            ``dict(verb=(B, V), noun=(B, N), action=(B, A))``.
+        """
+        f = self.dropout(self.frame_features(x).mean((3, 4)))  # (B, T, C', h, w) -> (B, T, C')
+        return {k: v.mean(1) for k, v in self.head(f, f, f).items()}  # per-frame logits, mean over T
+
+
+# --------------------------------------------------------------------------------------------------
+# EgoACO (reconstruction)
+
+
+class EgoACO(StagedModel):
+    """EgoACO: action, object and context descriptors from three cloned top stages. Reconstruction.
+
+    ::
+
+        x (B, T*L, 3, H, W) -> fold -> shared trunk (B*T, C3, h', w')
+            -> top_act / top_obj / top_ctx (clones of spec.top; identity in "fc" mode) -> (B, T, C, h, w) each
+            X_act -> LSTA (dictionary_act)                       -> d_act (B, M)
+            X_obj -> TemporallyCoherentAttention (dictionary_obj) -> d_obj (B, C)
+            X_ctx -> ClassActivationPooling (dictionary_ctx)     -> d_ctx (B, C)
+            dropout -> ActionBiasHead (wiring) -> verb, noun, action
+
+    Stages (``paper.md``; reconstruction of what "frozen" covers): 1 trains LSTA, the attention recurrence
+    and the head; 2 adds the cloned heads (the three top stages, or in "fc" mode the shared top stage, and the
+    three dictionaries, which LSTA's stage 2 also unfreezes); 3 adds ``spec.stage3`` (conv4_x of ResNets, the
+    last three Inception layers). The rest of the trunk stays frozen, its BN in eval mode.
+
+    Args:
+        backbone: the backbone, its top stage replaced by ``nn.Identity`` when the tops are cloned.
+        shared: names of the backbone children that form the shared trunk, in order.
+        tops: ``nn.ModuleDict(act=, obj=, ctx=)`` of cloned top stages, or None ("fc" mode).
+        lsta: the action branch.
+        obj_pool: the object branch.
+        ctx_pool: the context branch.
+        head: the ``ActionBiasHead`` with input sizes matching ``wiring``.
+        wiring: ``"report"``, ``"context"`` or ``"concat"`` (module docstring).
+        stage3: backbone children that stage 3 unfreezes.
+        top_names: backbone children of the top stage (trained from stage 2 in "fc" mode).
+        snippet_length: frames per segment.
+        dropout: dropout on the three descriptors.
+        num_segments: T the GSMs were built for, or None.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        shared: tuple[str, ...],
+        tops: nn.ModuleDict | None,
+        lsta: LSTA,
+        obj_pool: TemporallyCoherentAttention,
+        ctx_pool: ClassActivationPooling,
+        head: ActionBiasHead,
+        *,
+        wiring: str = "report",
+        stage3: tuple[str, ...] = (),
+        top_names: tuple[str, ...] = (),
+        snippet_length: int = 1,
+        dropout: float = 0.5,
+        num_segments: int | None = None,
+    ) -> None:
+        super().__init__()
+        if wiring not in EGOACO_WIRINGS:
+            raise ValueError(f"unknown egoaco_wiring {wiring!r}; choose one of {', '.join(EGOACO_WIRINGS)}")
+        self.backbone = backbone
+        self.shared = shared
+        self.tops = tops
+        self.lsta = lsta
+        self.obj_pool = obj_pool
+        self.ctx_pool = ctx_pool
+        self.head = head
+        self.wiring = wiring
+        self.stage3 = stage3
+        self.top_names = top_names
+        self.dropout = nn.Dropout(dropout)
+        self.snippet_length = snippet_length
+        self.num_segments = num_segments
+
+    def stage_groups(self) -> list[list[nn.Module]]:
+        dictionaries = [self.lsta.dictionary, self.obj_pool.dictionary, self.ctx_pool.dictionary]
+        new = [self.lsta.cell, self.obj_pool.attention, self.head]
+        if self.tops is not None:
+            heads = [self.tops, *dictionaries]
+        else:
+            heads = [*(getattr(self.backbone, n) for n in self.top_names), *dictionaries]
+        return [new, heads, [getattr(self.backbone, n) for n in self.stage3]]
+
+    def branch_maps(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The three branches' feature maps.
+
+        Args:
+            x: ``(B, T*L, C, H, W)``.
+
+        Returns:
+            ``(X_act, X_obj, X_ctx)``, each ``(B, T, C', h, w)``.
+        """
+        B = x.shape[0]
+        T = x.shape[1] // self.snippet_length
+        if self.num_segments is not None and T != self.num_segments:
+            raise ValueError(f"this GSM model was built for num_segments={self.num_segments}, got a clip of T={T}")
+        z = run_children(self.backbone, self.shared, fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
+        if self.tops is None:
+            maps = (squeeze_time(z),) * 3
+        else:
+            maps = tuple(squeeze_time(self.tops[k](z)) for k in ("act", "obj", "ctx"))
+        return tuple(m.view(B, T, *m.shape[1:]) for m in maps)  # (B*T, C', h, w) -> (B, T, C', h, w)
+
+    def descriptors(self, x: Tensor) -> dict[str, Tensor]:
+        """The three clip descriptors and their attention maps.
+
+        Args:
+            x: ``(B, T*L, C, H, W)``.
+
+        Returns:
+            ``dict(act=(B, M), obj=(B, C'), ctx=(B, C'), att_act=, att_obj=, att_ctx=)`` with attention maps
+            ``(B, T, h, w)``, each summing to 1 over ``h*w``.
+        """
+        x_act, x_obj, x_ctx = self.branch_maps(x)
+        d_act, att_act = self.lsta(x_act)
+        d_obj, att_obj = self.obj_pool(x_obj)
+        d_ctx, att_ctx = self.ctx_pool(x_ctx)
+        return {"act": d_act, "obj": d_obj, "ctx": d_ctx, "att_act": att_act, "att_obj": att_obj, "att_ctx": att_ctx}
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """Logits.
+
+        Args:
+            x: ``(B, T*L, C, H, W)`` float.
+
+        Returns:
+            ``dict(verb=(B, V), noun=(B, N), action=(B, A))``.
+        """
+        d = self.descriptors(x)
+        act, obj, ctx = (self.dropout(d[k]) for k in ("act", "obj", "ctx"))
+        everything = torch.cat([act, obj, ctx], 1)  # (B, M + 2C')
+        if self.wiring == "report":
+            return self.head(act, obj, everything)
+        if self.wiring == "context":
+            return self.head(torch.cat([act, ctx], 1), torch.cat([obj, ctx], 1), everything)
+        return self.head(everything, everything, everything)
+
+
+def egoaco_head_dims(wiring: str, memory: int, channels: int) -> tuple[int, int, int]:
+    """Input sizes (verb, noun, action) of the EgoACO head for a wiring."""
+    total = memory + 2 * channels
+    return {
+        "report": (memory, channels, total),
+        "context": (memory + channels, 2 * channels, total),
+        "concat": (total, total, total),
+    }[wiring]
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders: one per method, each says only what differs
+
+
+def _classifier(backbone: nn.Module) -> nn.Module:
+    return getattr(backbone, backbone.spec.classifier)
+
+
+def _insert_gsm(backbone: nn.Module, num_segments: int, gsm_options: dict[str, Any]) -> None:
+    n = gsm.insert_gsm(backbone, num_segments, **gsm_options)
+    if n < 1:
+        raise ValueError(f"insert_gsm placed no GSM into {backbone.spec.name!r}")
+    log.info("inserted %d GSMs into %s (num_segments=%d)", n, backbone.spec.name, num_segments)
+
+
+def _head(dims: tuple[int, int, int], classes: tuple[int, int, int], opts: dict[str, Any]) -> ActionBiasHead:
+    return ActionBiasHead(
+        *dims,
+        *classes,
+        bias_input=opts["head_bias_input"],
+        bias_affine=opts["head_bias_affine"],
+        detach_action=opts["head_detach_action"],
+    )
+
+
+def build_tsn(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> ConsensusModel:
+    """TSN baseline: the plain backbone, per-frame head, average consensus."""
+    C = backbone.spec.feature_dim
+    head = _head((C, C, C), classes, opts)
+    return ConsensusModel(backbone, head, snippet_length=opts["snippet_length"], dropout=opts["dropout"])
+
+
+def build_gsm(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> ConsensusModel:
+    """GSM: TSN with Gate-Shift Modules inside the backbone (fixed T = num_segments)."""
+    _insert_gsm(backbone, opts["num_segments"], opts["gsm_options"])
+    model = build_tsn(backbone, classes, opts)
+    model.num_segments = opts["num_segments"]
+    return model
+
+
+def build_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> EgoACO:
+    """EgoACO (reconstruction): clone the top stage or the classifier, three descriptors, the action-bias head."""
+    spec = backbone.spec
+    C, M, K = spec.feature_dim, opts["lsta_memory"], opts["dictionary_size"]
+    fc = _classifier(backbone)
+    dictionaries = [Dictionary(C, K, selection=opts["cap_selection"]) for _ in range(3)]
+    if isinstance(fc, nn.Linear) and tuple(fc.weight.shape) == (K, C):
+        for d in dictionaries:
+            d.copy_from_linear(fc)  # the pretrained classifier, cloned three times
+    setattr(backbone, spec.classifier, nn.Identity())  # replaced by the three dictionaries
+    if spec.trunk[-len(spec.top) :] != spec.top:
+        raise ValueError(f"{spec.name}: spec.top {spec.top} must be the last children of spec.trunk {spec.trunk}")
+    tops = None
+    if opts["egoaco_clone"] == "top_stage":
+        clone = [(n, getattr(backbone, n)) for n in spec.top]
+        tops = nn.ModuleDict({k: nn.Sequential(OrderedDict(copy.deepcopy(clone))) for k in ("act", "obj", "ctx")})
+        for n in spec.top:
+            setattr(backbone, n, nn.Identity())
+    cell = LSTACell(C, M, opts["lsta_pool"], kernel_size=opts["lsta_kernel"])
+    wiring = opts["egoaco_wiring"]
+    return EgoACO(
+        backbone,
+        spec.trunk[: -len(spec.top)] if tops is not None else spec.trunk,
+        tops,
+        LSTA(cell, dictionaries[0]),
+        TemporallyCoherentAttention(dictionaries[1], AttentionRecurrence()),
+        ClassActivationPooling(dictionaries[2]),
+        _head(egoaco_head_dims(wiring, M, C), classes, opts),
+        wiring=wiring,
+        stage3=tuple(n for n in spec.stage3 if tops is None or n not in spec.top),
+        top_names=spec.top if tops is None else (),
+        snippet_length=opts["snippet_length"],
+        dropout=opts["dropout"],
+    )
+
+
+def build_gsm_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> EgoACO:
+    """EgoACO on a GSM backbone (GSMs inserted before the top stage is cloned, so each clone has its own)."""
+    _insert_gsm(backbone, opts["num_segments"], opts["gsm_options"])
+    model = build_egoaco(backbone, classes, opts)
+    model.num_segments = opts["num_segments"]
+    return model
+
+
+MODELS: dict[str, Callable[..., StagedModel]] = {
+    "tsn": build_tsn,
+    "gsm": build_gsm,
+    "egoaco": build_egoaco,
+    "gsm_egoaco": build_gsm_egoaco,
+}
+
+
+def build_model(
+    method: str,
+    backbone: str,
+    num_verbs: int,
+    num_nouns: int,
+    num_actions: int,
+    *,
+    width: float = 1.0,
+    num_segments: int = 8,
+    snippet_length: int = 1,
+    pretrain: str = "scratch",
+    backbone_weights: str | None = None,
+    dropout: float = 0.5,
+    lsta_memory: int = 512,
+    lsta_pool: int = 300,
+    lsta_kernel: int = 3,
+    egoaco_clone: str = "top_stage",
+    egoaco_wiring: str = "report",
+    cap_selection: str = "hard",
+    dictionary_size: int | None = None,
+    head_bias_input: str = "logits",
+    head_bias_affine: bool = False,
+    head_detach_action: bool = False,
+    gsm_options: dict[str, Any] | None = None,
+) -> StagedModel:
+    """Build a video model from the registry ``MODELS``.
+
+    Args:
+        method: ``tsn``, ``gsm``, ``egoaco`` or ``gsm_egoaco``.
+        backbone: a name valid for the method (``config.VALID_BACKBONES``).
+        num_verbs: V. num_nouns: N. num_actions: A (distinct training (verb, noun) pairs).
+        width: channel-width multiplier of the backbone.
+        num_segments: T (GSM models need clips of exactly T segments; TSN/EgoACO take any T).
+        snippet_length: L frames per segment (3 for ``r2p1d34``, 1 for 2D backbones).
+        pretrain: where ``backbone_weights`` come from (recorded in ``model_args``; the file decides).
+        backbone_weights: a plain-backbone state dict file, loaded before GSM insertion and cloning.
+        dropout: dropout before the classifiers.
+        lsta_memory: LSTA memory channels M (report: 512).
+        lsta_pool: LSTA output-pooling classes K (report: 300).
+        lsta_kernel: LSTA memory ConvLSTM gate kernel (reference 3; 1 for final maps <= 3x3, ``cpu_budget.md``).
+        egoaco_clone: ``top_stage`` or ``fc`` (reconstruction, see the module docstring).
+        egoaco_wiring: ``report``, ``context`` or ``concat`` (reconstruction).
+        cap_selection: ``hard`` or ``soft`` dictionary selection (reconstruction).
+        dictionary_size: rows of the EgoACO dictionaries; None: the backbone classifier's classes (its weights
+            initialise the dictionaries). Stored resolved in ``model_args``.
+        head_bias_input: ``logits`` or ``softmax`` into the action -> verb/noun bias maps.
+        head_bias_affine: bias maps with their own bias.
+        head_detach_action: stop-gradient on the action logits into the bias maps.
+        gsm_options: keyword options of ``gsm.insert_gsm`` (GSM models only).
+
+    Returns:
+        The model (EgoACO models at stage 1), with ``model_args`` (JSON-serialisable, enough for ``load_model``).
+
+    Raises:
+        ValueError: unknown method or option, or a backbone the method does not take.
+    """
+    model_args = {k: v for k, v in locals().items()}
+    if method not in MODELS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(MODELS)}")
+    if backbone not in VALID_BACKBONES[method]:
+        raise ValueError(
+            f"method {method!r} does not take backbone {backbone!r}; choose one of {', '.join(VALID_BACKBONES[method])}"
+        )
+    if egoaco_clone not in EGOACO_CLONES:
+        raise ValueError(f"unknown egoaco_clone {egoaco_clone!r}; choose one of {', '.join(EGOACO_CLONES)}")
+    if egoaco_wiring not in EGOACO_WIRINGS:
+        raise ValueError(f"unknown egoaco_wiring {egoaco_wiring!r}; choose one of {', '.join(EGOACO_WIRINGS)}")
+    if gsm_options and "gsm" not in method:
+        raise ValueError(f"gsm_options given for method {method!r}, which has no GSM")
+    net = backbones.build_backbone(backbone, width=width, weights=backbone_weights)
+    if "egoaco" in method and dictionary_size is None:
+        fc = _classifier(net)
+        dictionary_size = fc.out_features if isinstance(fc, nn.Linear) else 1000
+    model_args.update(dictionary_size=dictionary_size, gsm_options=dict(gsm_options or {}))
+    json.dumps(model_args)  # must be serialisable: it travels in every checkpoint
+    model = MODELS[method](net, (num_verbs, num_nouns, num_actions), model_args)
+    model.model_args = model_args
+    model.set_stage(1)
+    log.info(
+        "built %s/%s: %.3f M params (%.3f M trainable at stage 1)",
+        method,
+        backbone,
+        count_params(model) / 1e6,
+        count_params(model, trainable=True) / 1e6,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints and cost
+
+
+def count_params(model: nn.Module, *, trainable: bool = False) -> int:
+    """Number of parameters (only those with ``requires_grad`` when ``trainable``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def flops_per_clip(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs (1 multiply-add = 2 FLOPs) of one clip, counted by ``torch.utils.flop_counter``.
+
+    Args:
+        model: a video model.
+        input_shape: one clip ``(T*L, C, H, W)``.
+
+    Returns:
+        Total FLOPs of ``model`` on a zero clip of that shape (eval mode, no grad).
+    """
+    p = next(model.parameters())
+    x = torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def checkpoint_state(model: StagedModel) -> dict[str, Any]:
+    """The two keys every checkpoint holds: ``model_args`` and the state dict ``model`` (plus ``stage``)."""
+    return {"model_args": model.model_args, "model": model.state_dict(), "stage": getattr(model, "stage", 1)}
+
+
+def save_model(path: str | Path, model: StagedModel, **extra: Any) -> None:
+    """Write ``checkpoint_state(model) | extra`` atomically."""
+    runs.save_torch(path, checkpoint_state(model) | extra)
+
+
+def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> StagedModel:
+    """Rebuild a model from a checkpoint's ``model_args`` alone and load its weights (``weights_only=True``).
+
+    Returns:
+        The model in eval mode, at the checkpoint's stage.
+    """
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    for key in ("model_args", "model"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: not a model checkpoint (no {key!r} key); keys are {sorted(ckpt)}")
+    args = dict(ckpt["model_args"]) | {"backbone_weights": None}  # the state dict replaces every weight
+    model = build_model(**args)
+    model.load_state_dict(ckpt["model"], strict=True)
+    model.set_stage(max(1, int(ckpt.get("stage", 1))))  # stage 0: saved before training
+    return model.eval()
