@@ -1,0 +1,796 @@
+"""SynthKitchens: the embedded, procedurally generated egocentric kitchen dataset (synthetic.md).
+
+SynthKitchens is written in the exact EPIC-Kitchens-55 layout and CSV formats, so ``egolib.epic`` reads it
+unchanged. It probes what the models claim: time-reversal verb pairs (temporal order), an active object
+among distractors (attention), ego-motion, and unseen kitchens (S2). Rendering (taxonomy, textures,
+motion programs, camera) lives in ``egolib.synthetic_render``; this file plans the dataset, writes it and
+makes the two pretraining stand-ins.
+
+Read top-down: sizes per preset -> the action prior -> planning (kitchens, videos, segments, splits) ->
+rendering a video (the unit of work and of resumption) -> annotation files -> ``generate`` / ``ensure``
+-> pretraining sets -> checking a dataset folder -> the command line.
+
+Determinism: every random draw comes from ``numpy.random.default_rng([seed, stream, index])``; a video's
+pixels depend only on (seed, video), never on the worker that renders it, so the output is byte-identical
+for any worker count. Resumption: each video is marked done (``.progress/<video>.done``) after its frames
+and boxes are written (every file atomically, ``egolib.runs``); ``DONE`` is written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from egolib import synthetic_render as R
+from egolib.runs import DONE, write_bytes, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1  # bump when the generator's output changes: folders made by another version are refused
+TAXONOMY_SEED = 2020  # fixes the action prior (which verb-noun pairs are frequent); independent of --seed
+JPEG_QUALITY = 90
+PROGRESS = ".progress"  # per-video completion markers and box tables, inside the dataset folder
+MANIFEST = "synthkitchens.json"
+
+# EPIC-55's many-shot threshold (100) relative to the geometric mean of its mean verb-class and noun-class
+# sizes: 100 / (28472 / sqrt(125 * 352)) = 0.737. SynthKitchens keeps that ratio (see many_shot_threshold).
+EPIC55_TRAIN_SEGMENTS, EPIC55_VERBS, EPIC55_NOUNS = 28472, 125, 352
+
+
+# --------------------------------------------------------------------------------------------------
+# Sizes per preset
+
+
+@dataclass(frozen=True)
+class SynthSize:
+    """How much SynthKitchens to generate."""
+
+    kitchens: int  # participants P01..Pnn
+    unseen: tuple[str, ...]  # S2 kitchens: held out of training entirely
+    train_videos: int  # per seen kitchen
+    train_segments: int  # per training video
+    s1_videos: int  # held-out videos per seen kitchen
+    s1_segments: int
+    s2_videos: int  # per unseen kitchen
+    s2_segments: int
+    width: int  # frame size (16:9)
+    height: int
+    fps: float  # nominal frame rate
+    min_seconds: float  # segment length range
+    max_seconds: float
+
+
+PRESETS: dict[str, SynthSize] = {
+    # tens of segments, tiny frames: seconds to generate (CI)
+    "smoke": SynthSize(kitchens=5, unseen=("P05",), train_videos=2, train_segments=6, s1_videos=1, s1_segments=3,
+                       s2_videos=2, s2_segments=6, width=114, height=64, fps=8, min_seconds=1.0, max_seconds=3.0),
+    # 720 train / 168 S1 / 168 S2 segments at 228x128, 12 fps (cpu_budget.md section 8, plan A)
+    "demo": SynthSize(kitchens=16, unseen=("P04", "P09", "P11", "P16"), train_videos=3, train_segments=20,
+                      s1_videos=1, s1_segments=14, s2_videos=3, s2_segments=14, width=228, height=128, fps=12,
+                      min_seconds=1.0, max_seconds=4.0),
+}
+
+
+def preset_size(preset: str) -> SynthSize:
+    """The SynthKitchens size of a preset (``paper`` has none: it runs on the real EPIC-Kitchens)."""
+    if preset not in PRESETS:
+        raise ValueError(f"SynthKitchens has no preset {preset!r}; choose one of {', '.join(PRESETS)} "
+                         "(the 'paper' preset trains on the real EPIC-Kitchens: pass data_root)")
+    return PRESETS[preset]
+
+
+def many_shot_threshold(num_train: int, num_verbs: int = len(R.VERBS), num_nouns: int = len(R.NOUNS)) -> int:
+    """EPIC's rule "a class is many-shot if it has more than 100 training segments", scaled to this size.
+
+    100 is 0.737 times the geometric mean of EPIC-55's mean verb-class size (28472/125) and mean noun-class
+    size (28472/352); the same ratio is applied here.
+    """
+    ratio = 100 / (EPIC55_TRAIN_SEGMENTS / math.sqrt(EPIC55_VERBS * EPIC55_NOUNS))
+    return max(1, round(ratio * num_train / math.sqrt(num_verbs * num_nouns)))
+
+
+# --------------------------------------------------------------------------------------------------
+# The action prior: long-tailed (Zipf-like) verbs and nouns, restricted to compatible pairs.
+
+
+def action_prior() -> np.ndarray:
+    """p(verb, noun), shape (V, N), summing to 1; zero where the verb does not apply to the noun.
+
+    Verb and noun weights fall as 1/rank (ids are ranks); each compatible pair gets a fixed log-normal
+    factor (``TAXONOMY_SEED``) so the pair distribution is sparse and uneven, as in EPIC.
+    """
+    rng = np.random.default_rng(TAXONOMY_SEED)
+    V, N = len(R.VERBS), len(R.NOUNS)
+    wv = 1.0 / (np.arange(V) + 1.0) ** 0.9
+    wn = 1.0 / (np.arange(N) + 1.0) ** 0.7
+    compat = np.zeros((V, N))
+    for v, name in enumerate(R.VERB_NAMES):
+        for noun in R.COMPATIBLE[name]:
+            compat[v, R.NOUN_NAMES.index(noun)] = 1.0
+    pair = rng.lognormal(0.0, 0.8, size=(V, N))
+    p = compat * wn[None, :] * pair
+    p = p / p.sum(1, keepdims=True) * wv[:, None]  # verb marginal = wv (normalised below)
+    return p / p.sum()
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning: kitchens, videos, segments and splits (cheap; done in the main process).
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    uid: int
+    verb: int
+    noun: int
+    start_frame: int  # 1-based, inclusive
+    stop_frame: int  # inclusive
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    video_id: str
+    participant: str
+    split: str  # train | s1 | s2
+    index: int  # position in the dataset: seeds the video's pixels
+    num_frames: int
+    segments: tuple[SegmentPlan, ...]
+
+    @property
+    def frame_split(self) -> str:
+        """Frame folder: ``train`` or ``test`` (S1 and S2 together, as EPIC-55 distributes them)."""
+        return "train" if self.split == "train" else "test"
+
+
+@dataclass(frozen=True)
+class Kitchen:
+    """A participant's kitchen: counter look, hand skin tone and camera height (object scale)."""
+
+    participant: str
+    texture: R.TextureSpec
+    skin: tuple[int, int, int]
+    scale: float
+
+
+def kitchen_look(seed: int, k: int) -> Kitchen:
+    """The look of kitchen ``k`` (0-based) for dataset seed ``seed``."""
+    rng = np.random.default_rng([seed, 1, k])
+    texture = R.random_texture_spec(rng)
+    base = np.asarray(R.SKIN_TONES[int(rng.integers(len(R.SKIN_TONES)))], float)
+    skin = tuple(int(c) for c in np.clip(base * rng.uniform(0.92, 1.06), 0, 255))
+    return Kitchen(f"P{k + 1:02d}", texture, skin, float(rng.uniform(0.85, 1.15)))  # type: ignore[arg-type]
+
+
+def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
+    """Every video of the dataset with its segments (verb, noun, frames) and split; uids are assigned in
+    video order, so train, S1 and S2 uids interleave as in EPIC."""
+    size = preset_size(preset)
+    rng = np.random.default_rng([seed, 0])
+    prior = action_prior()
+    flat = prior.ravel()
+    lo, hi = round(size.min_seconds * size.fps), round(size.max_seconds * size.fps)
+    gap_lo, gap_hi = max(1, round(0.25 * size.fps)), max(1, round(0.75 * size.fps))
+    drafts = []
+    for k in range(size.kitchens):
+        participant = f"P{k + 1:02d}"
+        if participant in size.unseen:
+            splits = ["s2"] * size.s2_videos
+        else:
+            n = size.train_videos + size.s1_videos
+            held = set(rng.choice(n, size=size.s1_videos, replace=False).tolist())
+            splits = ["s1" if i in held else "train" for i in range(n)]
+        for i, split in enumerate(splits):
+            count = {"train": size.train_segments, "s1": size.s1_segments, "s2": size.s2_segments}[split]
+            actions = rng.choice(flat.size, size=count, p=flat)
+            cursor, segs = 1, []
+            for a in actions:
+                cursor += int(rng.integers(gap_lo, gap_hi + 1))
+                length = int(rng.integers(lo, hi + 1))
+                segs.append((int(a) // prior.shape[1], int(a) % prior.shape[1], cursor, cursor + length - 1))
+                cursor += length
+            num_frames = cursor - 1 + int(rng.integers(gap_lo, gap_hi + 1))
+            drafts.append((f"{participant}_{i + 1:02d}", participant, split, num_frames, segs))
+    videos, uid = [], 0
+    for index, (video_id, participant, split, num_frames, segs) in enumerate(drafts):
+        plans = []
+        for v, n, start, stop in segs:
+            plans.append(SegmentPlan(uid, v, n, start, stop))
+            uid += 1
+        videos.append(VideoPlan(video_id, participant, split, index, num_frames, tuple(plans)))
+    return videos
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering a video: scenes per segment, frames, boxes.
+
+
+def _place(rng: np.random.Generator, radius: float, taken: list[tuple[float, float, float]],
+           x_range: tuple[float, float], y_range: tuple[float, float]) -> tuple[float, float] | None:
+    """A position whose disc does not overlap those taken (x, y, r); None after 40 tries."""
+    for _ in range(40):
+        p = (rng.uniform(*x_range), rng.uniform(*y_range))
+        if all(math.hypot(p[0] - x, p[1] - y) > 0.85 * (radius + r) for x, y, r in taken):
+            return p
+    return None
+
+
+def build_scene(frame: R.Frame, texture: np.ndarray, kitchen: Kitchen, verb: int, noun: int,
+                rng: np.random.Generator, *, distractors: bool = True, wobble: bool = True) -> R.Scene:
+    """One segment's scene: the active object at rest, 2-4 distractors of other classes, motion constants."""
+    verb_name = R.VERB_NAMES[verb]
+    sprite = R.noun_sprite(noun, frame.px, kitchen.scale, rng)
+    y_range = (0.0, 0.12) if verb_name in ("push", "pull") else (-0.18, 0.08)
+    rest = (float(rng.uniform(-0.35, 0.35)), float(rng.uniform(*y_range)))
+    if verb_name in ("open", "close", "turn-on", "turn-off"):
+        angle = float(rng.uniform(-10, 10))
+    elif R.NOUNS[noun].shape in ("bar", "handle"):
+        angle = float(rng.uniform(-60, 60))
+    else:
+        angle = float(rng.uniform(-30, 30))
+    th = math.radians(angle)
+    sx, sy = sprite.part_shift[0] / frame.px, sprite.part_shift[1] / frame.px
+    part_shift = (sx * math.cos(th) + sy * math.sin(th), -sx * math.sin(th) + sy * math.cos(th))
+    context = R.MotionContext(rest, sprite.radius, float(rng.choice([-1.0, 1.0])), int(rng.integers(3, 6)),
+                              part_shift)
+    active = R.Placed(noun, sprite, rest, angle)
+    taken = [(rest[0], rest[1], sprite.radius)]
+    static, moving = [], []
+    if distractors:
+        half_w = 0.5 * frame.w / frame.h
+        others = [n for n in range(len(R.NOUNS)) if n != noun]
+        for _ in range(int(rng.integers(2, 5))):
+            d_noun = int(rng.choice(others))
+            d_sprite = R.noun_sprite(d_noun, frame.px, kitchen.scale, rng)
+            pos = _place(rng, d_sprite.radius, taken, (-0.95 * half_w, 0.95 * half_w), (-0.42, 0.38))
+            if pos is None:
+                continue
+            taken.append((pos[0], pos[1], d_sprite.radius))
+            p = R.Placed(d_noun, d_sprite, pos, float(rng.uniform(-40, 40)))
+            if wobble and rng.random() < 0.35:  # some distractors move slightly: the scene is not static
+                p.wobble = (float(rng.uniform(0.01, 0.04)), float(rng.uniform(0.0, 0.02)),
+                            float(rng.uniform(0.2, 0.6)), float(rng.uniform(0, 2 * math.pi)))
+                moving.append(p)
+            else:
+                static.append(p)
+    background, static_boxes = R.build_background(frame, texture, static)
+    return R.Scene(background, active, moving, static, static_boxes, verb_name, context, kitchen.skin)
+
+
+def render_video(video: VideoPlan, kitchen: Kitchen, size: SynthSize, seed: int):
+    """Render a whole video, frame by frame.
+
+    Yields:
+        (frame_number (1-based), RGB image (size.width, size.height), segment uid or None for idle frames,
+        boxes as ``synthetic_render.render_frame`` returns them).
+    """
+    rng = np.random.default_rng([seed, 2, video.index])
+    frame = R.Frame(size.width, size.height)
+    ww, wh = frame.world
+    texture = R.render_texture(kitchen.texture, wh, ww, rng)
+    cams = R.camera_trajectory(video.num_frames, size.fps, rng)
+    scenes = [build_scene(frame, texture, kitchen, s.verb, s.noun, rng) for s in video.segments]
+    f = 1
+    for i, (seg, scene) in enumerate(zip(video.segments, scenes, strict=True)):
+        for g in range(f, seg.start_frame):  # idle gap: the coming scene before the action
+            img, _ = R.render_frame(frame, scene, 0.0, g / size.fps, cams[g - 1], hand=False)
+            yield g, img, None, []
+        n = seg.stop_frame - seg.start_frame
+        for g in range(seg.start_frame, seg.stop_frame + 1):
+            tau = (g - seg.start_frame) / n if n > 0 else 0.0
+            img, boxes = R.render_frame(frame, scene, tau, g / size.fps, cams[g - 1])
+            yield g, img, seg.uid, boxes
+        f = seg.stop_frame + 1
+        if i == len(scenes) - 1:
+            for g in range(f, video.num_frames + 1):
+                img, _ = R.render_frame(frame, scene, 1.0, g / size.fps, cams[g - 1], hand=False)
+                yield g, img, None, []
+
+
+BOX_COLUMNS = ["uid", "participant_id", "video_id", "frame", "role", "noun_class", "x1", "y1", "x2", "y2",
+               "visible"]
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    """Encode a frame as JPEG (fixed quality, no optimisation passes: byte-deterministic)."""
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
+def _video_job(job: tuple[str, VideoPlan, Kitchen, SynthSize, int]) -> tuple[str, int]:
+    """Worker: render one video, write its frames and its box table, then mark it done."""
+    out, video, kitchen, size, seed = job
+    root = Path(out)
+    folder = root / "frames_rgb_flow" / "rgb" / video.frame_split / video.participant / video.video_id
+    rows = []
+    for g, img, uid, boxes in render_video(video, kitchen, size, seed):
+        write_bytes(folder / f"frame_{g:010d}.jpg", jpeg_bytes(img))
+        for role, noun, (x1, y1, x2, y2, vis) in boxes:
+            rows.append(f"{uid},{video.participant},{video.video_id},{g},{role},{noun},"
+                        f"{x1:.1f},{y1:.1f},{x2:.1f},{y2:.1f},{vis}\n")
+    write_text(root / PROGRESS / f"{video.video_id}.boxes.csv", "".join(rows))
+    write_text(root / PROGRESS / f"{video.video_id}.done", f"{video.num_frames}\n")
+    return video.video_id, video.num_frames
+
+
+# --------------------------------------------------------------------------------------------------
+# Annotation files, in the EPIC-55 formats.
+
+
+def _timestamp(frame: int, fps: float) -> str:
+    """``HH:MM:SS.ss`` of a frame, rounded up to the centisecond so that floor(seconds * fps) == frame
+    (the relation EPIC-55's files satisfy)."""
+    cs = math.ceil(round(frame / fps * 100, 6))
+    h, rem = divmod(cs, 360000)
+    m, rem = divmod(rem, 6000)
+    return f"{h:02d}:{m:02d}:{rem // 100:02d}.{rem % 100:02d}"
+
+
+TRAIN_COLUMNS = ["uid", "participant_id", "video_id", "narration", "start_timestamp", "stop_timestamp",
+                 "start_frame", "stop_frame", "verb", "verb_class", "noun", "noun_class", "all_nouns",
+                 "all_noun_classes"]
+TIMESTAMP_COLUMNS = ["uid", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "start_frame",
+                     "stop_frame"]
+
+
+def segment_table(videos: Sequence[VideoPlan], fps: float) -> pd.DataFrame:
+    """All segments with the EPIC-55 train columns plus ``split`` (train | s1 | s2)."""
+    rows = []
+    for v in videos:
+        for s in v.segments:
+            verb, noun = R.VERB_NAMES[s.verb], R.NOUN_NAMES[s.noun]
+            rows.append([s.uid, v.participant, v.video_id, f"{verb} {noun}", _timestamp(s.start_frame, fps),
+                         _timestamp(s.stop_frame, fps), s.start_frame, s.stop_frame, verb, s.verb, noun, s.noun,
+                         str([noun]), str([s.noun]), v.split])
+    return pd.DataFrame(rows, columns=[*TRAIN_COLUMNS, "split"])
+
+
+def _csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, lineterminator="\n")
+
+
+def write_annotations(out: Path, videos: Sequence[VideoPlan], size: SynthSize) -> dict[str, Any]:
+    """Write every ``annotations/*.csv`` (not the boxes); returns summary numbers for the README."""
+    ann = out / "annotations"
+    table = segment_table(videos, size.fps)
+    train = table[table.split == "train"]
+    write_text(ann / "EPIC_train_action_labels.csv", _csv(train[TRAIN_COLUMNS]))
+    for s in (1, 2):
+        part = table[table.split == f"s{s}"]
+        write_text(ann / f"EPIC_test_s{s}_timestamps.csv", _csv(part[TIMESTAMP_COLUMNS]))
+        write_text(ann / f"EPIC_test_s{s}_labels.csv", _csv(part[TRAIN_COLUMNS]))
+    write_text(ann / "EPIC_verb_classes.csv", _csv(pd.DataFrame(
+        [[i, name, str(list(syn))] for i, (name, syn) in enumerate(R.VERBS)],
+        columns=["verb_id", "class_key", "verbs"])))
+    write_text(ann / "EPIC_noun_classes.csv", _csv(pd.DataFrame(
+        [[i, n.name, str([n.name, *n.synonyms])] for i, n in enumerate(R.NOUNS)],
+        columns=["noun_id", "class_key", "nouns"])))
+    # many-shot lists: the official rule (count > threshold; actions: both many-shot and seen in training)
+    threshold = many_shot_threshold(len(train))
+    verbs = train.verb_class.value_counts()
+    nouns = train.noun_class.value_counts()
+    many_v = [int(v) for v, c in verbs.items() if c > threshold]
+    many_n = [int(n) for n, c in nouns.items() if c > threshold]
+    pairs = train.groupby(["verb_class", "noun_class"]).size().sort_values(ascending=False, kind="stable")
+    many_a = [(int(v), int(n)) for (v, n) in pairs.index if v in many_v and n in many_n]
+    write_text(ann / "EPIC_many_shot_verbs.csv", _csv(pd.DataFrame(
+        [[v, R.VERB_NAMES[v]] for v in many_v], columns=["verb_class", "verb"])))
+    write_text(ann / "EPIC_many_shot_nouns.csv", _csv(pd.DataFrame(
+        [[n, R.NOUN_NAMES[n]] for n in many_n], columns=["noun_class", "noun"])))
+    write_text(ann / "EPIC_many_shot_actions.csv", _csv(pd.DataFrame(
+        [[f"({v}, {n})", R.NOUN_NAMES[n], n, R.VERB_NAMES[v], v] for v, n in many_a],
+        columns=["action_class", "noun", "noun_class", "verb", "verb_class"])))
+    return {"threshold": threshold, "many_verbs": len(many_v), "many_nouns": len(many_n), "many_actions": len(many_a),
+            "segments": table.split.value_counts().to_dict(),
+            "videos": pd.Series([v.split for v in videos]).value_counts().to_dict(),
+            "frames": sum(v.num_frames for v in videos)}
+
+
+def _readme(preset: str, seed: int, size: SynthSize, summary: dict[str, Any]) -> str:
+    seg, vid = summary["segments"], summary["videos"]
+    return f"""# SynthKitchens ({preset}, seed {seed})
+
+Generated by `python -m egolib.synthetic --preset {preset} --seed {seed}` (generator version {GENERATOR_VERSION}).
+EPIC-Kitchens-55 layout and CSV formats; see the egobook spec `synthetic.md`.
+
+| split | videos | segments | frames folder |
+|---|---|---|---|
+| train | {vid.get('train', 0)} | {seg.get('train', 0)} | frames_rgb_flow/rgb/train |
+| S1 (seen kitchens, held-out videos) | {vid.get('s1', 0)} | {seg.get('s1', 0)} | frames_rgb_flow/rgb/test |
+| S2 (unseen kitchens {', '.join(size.unseen)}) | {vid.get('s2', 0)} | {seg.get('s2', 0)} | frames_rgb_flow/rgb/test |
+
+- kitchens (participants): P01-P{size.kitchens:02d}; frames {size.width}x{size.height} JPEG (quality {JPEG_QUALITY}),
+  nominal {size.fps:g} fps, {summary['frames']} frames in all; segments {size.min_seconds:g}-{size.max_seconds:g} s.
+- classes: {len(R.VERBS)} verbs, {len(R.NOUNS)} nouns; time-reversal pairs:
+  {', '.join('/'.join(p) for p in R.REVERSAL_PAIRS)}.
+- **many-shot threshold: {summary['threshold']}** (a class is many-shot if it has more than {summary['threshold']}
+  training segments; EPIC-55's 100, scaled to this size): {summary['many_verbs']} verbs, {summary['many_nouns']}
+  nouns, {summary['many_actions']} actions.
+- `annotations/EPIC_test_s{{1,2}}_labels.csv`: the test ground truth (train columns); EPIC hides it.
+- `annotations/synth_object_boxes.csv`: per frame of every segment, the active object's box (role `active`)
+  and the distractors' (role `distractor`), in frame pixels (x1, y1, x2, y2), clipped to the frame;
+  `visible` is 0 where the object is out of view (its box is then 0, 0, 0, 0).
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+# generate / ensure: resumable, idempotent, refuses a folder made with other arguments.
+
+
+def _claim(out: Path, manifest: dict[str, Any]) -> bool:
+    """Make ``out`` ours: returns True when it is already complete with the same manifest.
+
+    Raises:
+        ValueError: ``out`` holds data made with other arguments (or something else entirely).
+    """
+    path = out / MANIFEST
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if have != manifest:
+            diff = ", ".join(f"{k}={have.get(k)!r} (asked {v!r})" for k, v in manifest.items() if have.get(k) != v)
+            raise ValueError(f"{out} was generated with other arguments: {diff}. Refusing to mix them; choose "
+                             f"another output folder or delete {out} to regenerate.")
+        return (out / DONE).is_file()
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no {MANIFEST}: not a folder this generator made. "
+                         "Choose an empty or new output folder.")
+    write_json(path, manifest)
+    return False
+
+
+def default_workers(num_frames: int) -> int:
+    """Two processes (the machine's two cores) for big sets; one for small ones (no start-up cost)."""
+    return min(2, os.cpu_count() or 1) if num_frames > 3000 else 1
+
+
+def generate(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> Path:
+    """Generate SynthKitchens into ``out`` (EPIC-55 layout); resumable and idempotent.
+
+    Args:
+        out: the dataset root (``annotations/``, ``frames_rgb_flow/rgb/{train,test}/``, ``README.md``).
+        preset: ``smoke`` or ``demo`` (``PRESETS``).
+        seed: dataset seed; the same (preset, seed) gives byte-identical files.
+        progress: show a tqdm progress bar over frames.
+        workers: rendering processes (None: ``default_workers``); the output does not depend on it.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: unknown preset, or ``out`` was generated with other arguments.
+    """
+    out = Path(out)
+    size = preset_size(preset)
+    manifest = {"dataset": "SynthKitchens", "preset": preset, "seed": seed, "generator_version": GENERATOR_VERSION,
+                "size": asdict(size) | {"unseen": list(size.unseen)}}
+    if _claim(out, manifest):
+        log.info("%s is complete (SynthKitchens %s, seed %d): nothing to do", out, preset, seed)
+        return out
+    videos = plan_dataset(preset, seed)
+    kitchens = {f"P{k + 1:02d}": kitchen_look(seed, k) for k in range(size.kitchens)}
+    todo = [v for v in videos if not (out / PROGRESS / f"{v.video_id}.done").is_file()]
+    todo.sort(key=lambda v: -v.num_frames)  # longest first: balances the workers
+    total = sum(v.num_frames for v in todo)
+    log.info("SynthKitchens %s seed %d -> %s: %d of %d videos to render (%d frames)", preset, seed, out, len(todo),
+             len(videos), total)
+    jobs = [(str(out), v, kitchens[v.participant], size, seed) for v in todo]
+    workers = workers or default_workers(total)
+    with tqdm(total=total, unit="frame", desc=f"SynthKitchens {preset}", disable=not progress) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                bar.update(_video_job(job)[1])
+        else:
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for _, n in pool.imap_unordered(_video_job, jobs, chunksize=1):
+                    bar.update(n)
+    summary = write_annotations(out, videos, size)
+    boxes = [(out / PROGRESS / f"{v.video_id}.boxes.csv").read_text() for v in videos]
+    write_text(out / "annotations" / "synth_object_boxes.csv", ",".join(BOX_COLUMNS) + "\n" + "".join(boxes))
+    write_text(out / "README.md", _readme(preset, seed, size, summary))
+    write_text(out / DONE, "")
+    return out
+
+
+def is_generated(out: str | Path, preset: str, seed: int = 0) -> bool:
+    """True when ``out`` holds a complete SynthKitchens of this preset and seed."""
+    out = Path(out)
+    try:
+        have = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return ((out / DONE).is_file() and have.get("preset") == preset and have.get("seed") == seed
+            and have.get("generator_version") == GENERATOR_VERSION)
+
+
+def ensure(out: str | Path, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
+    """``generate`` unless ``out`` is already complete (same call, spelled for readers of the notebooks)."""
+    return generate(out, preset=preset, seed=seed, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pretraining stand-ins: object images (for pretrain=imagenet) and motion clips (for ig65m_kinetics).
+# Backgrounds are fresh random counter looks from their own random stream, never the kitchens' looks.
+
+
+@dataclass(frozen=True)
+class ObjectClass:
+    name: str
+    shape: str
+    colour: str
+    pattern: str
+    size: float
+    aspect: float
+
+
+def object_classes() -> list[ObjectClass]:
+    """The object-image vocabulary: the 20 noun classes, then 20 more (shape, colour, pattern) combinations."""
+    classes = [ObjectClass(n.name, n.shape, n.colour, n.pattern, n.size, n.aspect) for n in R.NOUNS]
+    used = {(c.shape, c.colour, c.pattern) for c in classes}
+    rng = np.random.default_rng(TAXONOMY_SEED + 1)
+    patterns = ("plain", "stripes", "dots", "checker", "rim")
+    while len(classes) < 2 * len(R.NOUNS):
+        combo = (R.SHAPES[int(rng.integers(len(R.SHAPES)))], list(R.COLOURS)[int(rng.integers(len(R.COLOURS)))],
+                 patterns[int(rng.integers(len(patterns)))])
+        if combo in used:
+            continue
+        used.add(combo)
+        aspect = float(rng.choice([0.5, 1.0, 1.0, 1.5])) if combo[0] in ("rbox", "bar") else 1.0
+        aspect = 0.25 if combo[0] == "bar" else aspect
+        classes.append(ObjectClass("-".join((combo[1], combo[0], combo[2])), *combo, 0.3, aspect))
+    return classes
+
+
+MOTIONS = ("right", "left", "down", "up", "down-right", "up-left", "down-left", "up-right", "rotate-cw",
+           "rotate-ccw", "grow", "shrink", "oscillate-x", "oscillate-y")
+
+OBJECT_PRESETS = {"smoke": {"per_class": 6, "size": 80}, "demo": {"per_class": 100, "size": 80}}
+MOTION_PRESETS = {"smoke": {"per_class": 4, "frames": 8, "size": 64},
+                  "demo": {"per_class": 64, "frames": 8, "size": 64}}
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _pretrain_canvas(size: int, rng: np.random.Generator) -> Image.Image:
+    """A random background at render resolution (square)."""
+    s = size * R.SUPERSAMPLE
+    return Image.fromarray(R.render_texture(R.random_texture_spec(rng), s, s, rng))
+
+
+def _sprite_of(c: ObjectClass, long_side: float, px: float, rng: np.random.Generator) -> R.Sprite:
+    return R.make_sprite(c.shape, c.colour, c.pattern, long_side, c.aspect, px, rng)
+
+
+def _paste_centre(canvas: Image.Image, img: Image.Image, centre: tuple[float, float]) -> None:
+    x0, y0 = int(round(centre[0] - img.width / 2)), int(round(centre[1] - img.height / 2))
+    canvas.paste(img, (x0, y0), img.getchannel("A"))
+
+
+def _claim_set(out: Path, kind: str, preset: str, seed: int, sizes: dict[str, int]) -> bool:
+    manifest = {"dataset": kind, "preset": preset, "seed": seed, "generator_version": GENERATOR_VERSION,
+                "size": sizes}
+    return _claim(out, manifest)
+
+
+def generate_object_images(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
+    """Object images (stand-in for ImageNet): one main object (the label) and 0-2 smaller others.
+
+    Writes ``images.npy`` (N, 3, S, S) uint8, ``labels.npy`` (N,) int64, ``classes.json``, ``README.md``.
+    """
+    out = Path(out)
+    if preset not in OBJECT_PRESETS:
+        raise ValueError(f"no object-image preset {preset!r}; choose one of {', '.join(OBJECT_PRESETS)}")
+    cfg = OBJECT_PRESETS[preset]
+    if _claim_set(out, "SynthObjects", preset, seed, cfg):
+        return out
+    classes = object_classes()
+    S, C = cfg["size"], len(classes)
+    N = C * cfg["per_class"]
+    px = S * R.SUPERSAMPLE
+    images = np.zeros((N, 3, S, S), np.uint8)
+    labels = np.arange(N, dtype=np.int64) % C
+    for i in tqdm(range(N), desc="object images", disable=not progress):
+        rng = np.random.default_rng([seed, 3, i])
+        canvas = _pretrain_canvas(S, rng)
+        for _ in range(int(rng.integers(0, 3))):  # smaller other objects first (they may be covered)
+            other = classes[int(rng.integers(C))]
+            sp = _sprite_of(other, rng.uniform(0.2, 0.35), px, rng)
+            _paste_centre(canvas, sp.image.rotate(rng.uniform(0, 360), Image.BICUBIC, expand=True),
+                          (rng.uniform(0, px), rng.uniform(0, px)))
+        sp = _sprite_of(classes[labels[i]], rng.uniform(0.45, 0.7), px, rng)
+        _paste_centre(canvas, sp.image.rotate(rng.uniform(-180, 180), Image.BICUBIC, expand=True),
+                      (px / 2 + rng.uniform(-0.12, 0.12) * px, px / 2 + rng.uniform(-0.12, 0.12) * px))
+        images[i] = np.asarray(canvas.reduce(R.SUPERSAMPLE)).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+    write_bytes(out / "images.npy", _npy(images))
+    write_bytes(out / "labels.npy", _npy(labels))
+    write_json(out / "classes.json", [c.name for c in classes])
+    write_text(out / "README.md", f"# SynthObjects ({preset}, seed {seed})\n\n{N} images {S}x{S}, {C} classes "
+               "(the SynthKitchens nouns and 20 other shape/colour/pattern combinations), labelled by the main "
+               "object. Stand-in for ImageNet pretraining.\n")
+    write_text(out / DONE, "")
+    return out
+
+
+def _motion_frame(t: float, motion: str) -> tuple[float, float, float, float]:
+    """(dx, dy, angle, scale) of a motion at t in [0, 1]; displacements in units of the image side."""
+    dirs = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1), "down-right": (0.7, 0.7),
+            "up-left": (-0.7, -0.7), "down-left": (-0.7, 0.7), "up-right": (0.7, -0.7)}
+    if motion in dirs:
+        d = dirs[motion]
+        return (0.4 * (t - 0.5) * d[0], 0.4 * (t - 0.5) * d[1], 0.0, 1.0)
+    if motion in ("rotate-cw", "rotate-ccw"):
+        return (0.0, 0.0, (-120 if motion == "rotate-cw" else 120) * t, 1.0)
+    if motion in ("grow", "shrink"):
+        u = t if motion == "grow" else 1 - t
+        return (0.0, 0.0, 0.0, 0.6 + 0.8 * u)
+    if motion == "oscillate-x":
+        return (0.15 * math.sin(4 * math.pi * t), 0.0, 0.0, 1.0)
+    if motion == "oscillate-y":
+        return (0.0, 0.15 * math.sin(4 * math.pi * t), 0.0, 1.0)
+    raise ValueError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
+
+
+def generate_motion_clips(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
+    """Motion clips (stand-in for IG-65M + Kinetics): a random shape moving (MOTIONS) over a background.
+
+    Writes ``clips.npy`` (N, T, 3, S, S) uint8, ``labels.npy`` (N,) int64, ``classes.json``, ``README.md``.
+    """
+    out = Path(out)
+    if preset not in MOTION_PRESETS:
+        raise ValueError(f"no motion-clip preset {preset!r}; choose one of {', '.join(MOTION_PRESETS)}")
+    cfg = MOTION_PRESETS[preset]
+    if _claim_set(out, "SynthMotion", preset, seed, cfg):
+        return out
+    shapes = object_classes()
+    S, T, C = cfg["size"], cfg["frames"], len(MOTIONS)
+    N = C * cfg["per_class"]
+    px = S * R.SUPERSAMPLE
+    clips = np.zeros((N, T, 3, S, S), np.uint8)
+    labels = np.arange(N, dtype=np.int64) % C
+    for i in tqdm(range(N), desc="motion clips", disable=not progress):
+        rng = np.random.default_rng([seed, 4, i])
+        bg = _pretrain_canvas(S, rng)
+        sp = _sprite_of(shapes[int(rng.integers(len(shapes)))], rng.uniform(0.3, 0.45), px, rng)
+        base_angle = rng.uniform(0, 360)
+        centre = (px / 2 + rng.uniform(-0.08, 0.08) * px, px / 2 + rng.uniform(-0.08, 0.08) * px)
+        for t in range(T):
+            dx, dy, ang, scale = _motion_frame(t / (T - 1), MOTIONS[labels[i]])
+            img = sp.image.resize((max(1, round(sp.image.width * scale)), max(1, round(sp.image.height * scale))),
+                                  Image.BILINEAR).rotate(base_angle + ang, Image.BICUBIC, expand=True)
+            canvas = bg.copy()
+            _paste_centre(canvas, img, (centre[0] + dx * px, centre[1] + dy * px))
+            clips[i, t] = np.asarray(canvas.reduce(R.SUPERSAMPLE)).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+    write_bytes(out / "clips.npy", _npy(clips))
+    write_bytes(out / "labels.npy", _npy(labels))
+    write_json(out / "classes.json", list(MOTIONS))
+    write_text(out / "README.md", f"# SynthMotion ({preset}, seed {seed})\n\n{N} clips of {T} frames {S}x{S}, "
+               f"{C} motion classes. Stand-in for IG-65M + Kinetics pretraining.\n")
+    write_text(out / DONE, "")
+    return out
+
+
+def _load_set(path: str | Path, data: str):
+    import torch  # only the loaders need torch
+
+    path = Path(path)
+    if not (path / DONE).is_file():
+        raise FileNotFoundError(f"{path} is not a complete pretraining set (no {DONE}); generate it first")
+    arr = torch.from_numpy(np.load(path / data))
+    labels = torch.from_numpy(np.load(path / "labels.npy"))
+    return arr, labels, json.loads((path / "classes.json").read_text())
+
+
+def load_object_images(path: str | Path):
+    """Read object images: ``(images uint8 (N, 3, H, W), labels int64 (N,), class_names)``."""
+    return _load_set(path, "images.npy")
+
+
+def load_motion_clips(path: str | Path):
+    """Read motion clips: ``(clips uint8 (N, T, 3, H, W), labels int64 (N,), class_names)``."""
+    return _load_set(path, "clips.npy")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a dataset folder (SynthKitchens or a real EPIC-Kitchens-55 copy): annotations readable, every
+# referenced frame present. (It reads through egolib.epic; it lives here because it also checks this
+# generator's output.)
+
+
+def _frame_numbers(video_dir: Path) -> set[int] | None:
+    """Frame numbers present for a video: an extracted folder or a ``<video>.tar`` (None: neither)."""
+    import tarfile
+
+    names: list[str]
+    if video_dir.is_dir():
+        names = os.listdir(video_dir)
+    elif video_dir.with_suffix(".tar").is_file():
+        with tarfile.open(video_dir.with_suffix(".tar")) as tar:
+            names = [Path(n).name for n in tar.getnames()]
+    else:
+        return None
+    return {int(n[6:16]) for n in names if n.startswith("frame_") and n.endswith(".jpg") and n[6:16].isdigit()}
+
+
+def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) -> pd.DataFrame:
+    """Check that every frame referenced by the train, S1 and S2 segments exists.
+
+    Returns:
+        One row per segment with missing frames: ``split, uid, participant_id, video_id, start_frame,
+        stop_frame, missing`` (count), ``first_missing`` (path); empty when complete.
+
+    Raises:
+        ValueError / FileNotFoundError: an annotation file is unreadable (from ``egolib.epic``).
+    """
+    from egolib import epic
+
+    root = Path(root)
+    ann = epic.load_epic55(Path(annotations_dir) if annotations_dir else root / "annotations")
+    rows, cache = [], {}
+    for split, df, folder in (("train", ann.train, "train"), ("s1", ann.test_s1, "test"), ("s2", ann.test_s2, "test")):
+        base = epic.frames_root(root, folder)
+        for r in df.itertuples(index=False):
+            key = (folder, r.participant_id, r.video_id)
+            if key not in cache:
+                cache[key] = _frame_numbers(base / r.participant_id / r.video_id)
+            have = cache[key] or set()
+            need = range(int(r.start_frame), int(r.stop_frame) + 1)
+            missing = [f for f in need if f not in have]
+            if missing:
+                first = epic.frame_path(base, r.participant_id, r.video_id, missing[0])
+                rows.append([split, int(r.uid), r.participant_id, r.video_id, int(r.start_frame), int(r.stop_frame),
+                             len(missing), str(first)])
+    return pd.DataFrame(rows, columns=["split", "uid", "participant_id", "video_id", "start_frame", "stop_frame",
+                                       "missing", "first_missing"])
+
+
+def disk_usage(path: str | Path) -> int:
+    """Bytes in all files under ``path``."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m egolib.synthetic", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="demo", choices=list(PRESETS))
+    parser.add_argument("--out", default=None, help="output folder (default data/synthkitchens-<preset>, "
+                        "data/objects-<preset>, data/motion-<preset>)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--what", default="kitchens", choices=["kitchens", "objects", "motion"],
+                        help="SynthKitchens, or one of the pretraining stand-ins")
+    parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: 2 for big sets)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    name = {"kitchens": "synthkitchens", "objects": "objects", "motion": "motion"}[args.what]
+    out = Path(args.out) if args.out else Path("data") / f"{name}-{args.preset}"
+    if args.what == "kitchens":
+        generate(out, preset=args.preset, seed=args.seed, workers=args.workers)
+    elif args.what == "objects":
+        generate_object_images(out, preset=args.preset, seed=args.seed)
+    else:
+        generate_motion_clips(out, preset=args.preset, seed=args.seed)
+    log.info("%s: %.1f MB", out, disk_usage(out) / 1e6)
+
+
+if __name__ == "__main__":
+    main()
+
