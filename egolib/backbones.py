@@ -279,7 +279,7 @@ class BNInception(nn.Module):
 
 # --------------------------------------------------------------------------------------------------
 # R(2+1)D-34 (IG-65M): torchvision VideoResNet(BasicBlock, Conv2Plus1D, [3, 4, 6, 3], R(2+1)D stem) with the
-# Caffe2 mid-channel fix and Caffe2 BN settings of ig65m-pytorch (models.md §5).
+# Caffe2 mid-channel fix and the Caffe2 BN eps of ig65m-pytorch (models.md §5; BN momentum: see below).
 
 
 def _midplanes(c_in: int, c_out: int) -> int:
@@ -321,7 +321,13 @@ class R2Plus1D34(tv_video.VideoResNet):
             elif isinstance(m, nn.BatchNorm3d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-                m.eps, m.momentum = 1e-3, 0.9  # Caffe2 BN (models.md §7.3: momentum 0.9 ~ last-batch statistics)
+                # Caffe2 BN: eps 1e-3 (it changes the outputs of the IG-65M weights). ig65m-pytorch also sets
+                # momentum = 0.9 literally, but PyTorch's momentum weighs the *new* batch (Caffe2's weighs the old
+                # running value), so that makes the running statistics ~ the last batch (models.md §7.3).
+                # Deviation: the PyTorch equivalent of Caffe2's 0.9, i.e. 0.1 (torchvision's default), because
+                # egolib fine-tunes this network (TSN, EgoACO stages 2-3, stand-in pretraining). Momentum only
+                # affects running-statistic updates in training, never a loaded network's outputs.
+                m.eps, m.momentum = 1e-3, 0.1
         nn.init.normal_(self.fc.weight, 0, 0.01)
         nn.init.zeros_(self.fc.bias)
 
@@ -412,7 +418,8 @@ def load_weights(backbone: nn.Module, path: str | Path) -> None:
 
     Accepts a plain state dict, or a dict holding one under ``state_dict`` / ``model``; TSN BN-Inception files
     and torchvision InceptionV3 files are adapted (``_adapt_state_dict``). The classifier ``fc`` adopts the
-    checkpoint's class count (e.g. 487 for IG-65M, 400 for Kinetics): class metadata belongs to the weights.
+    checkpoint's class count (e.g. 359 for the 8-frame IG-65M file, 487 for the 32-frame one, 400 for Kinetics):
+    class metadata belongs to the weights.
     """
     spec: BackboneSpec = backbone.spec
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -11,9 +11,10 @@ right after one convolution (before its BatchNorm) and mixes information between
              half 0: frame t receives y[t+1] (from the next frame), half 1: y[t-1] (from the previous frame),
              zero fill at the clip ends; then (reference quirk) the quarters of each half are interleaved.
 
-The gate conv is a standard ``Conv3d`` (weights load from the reference checkpoints, keys ``conv3D.*`` and
-``bn.*``), zero-initialised, so a fresh GSM is a channel permutation of its input (the identity with
-``interleave=False``). Two gate implementations compute the same numbers:
+The gate conv is a standard ``Conv3d`` with the reference's parameter names and shapes (``conv3D.*``, ``bn.*``;
+a reference checkpoint needs only a key rename, which egolib does not ship), zero-initialised, so a fresh GSM
+is a channel permutation of its input (the identity with ``interleave=False``). Two gate implementations
+compute the same numbers:
 
 * ``"conv2d"`` (default, fastest on CPU): the 3x3x3 conv as one grouped 3x3 ``conv2d`` with 6 outputs (one per
   group and temporal tap) over all frames, then a temporal shift-add of the three taps (cpu_budget.md §3);

@@ -24,7 +24,8 @@ Deviations from the released LSTA code (``models.md`` section 7.2), all delibera
       which only works when C = M = 512);
     * D' (coupling) is a fixed random buffer rather than a parameter: it only feeds an argmax, so it never
       receives a gradient in the reference either; a buffer says so (and it stays in the state dict);
-    * the dictionary bias only enters the (non-differentiable) hard selection, so it is a buffer too;
+    * the dictionary bias only shifts the class selection; under hard selection (the default) it gets no
+      gradient, so it is a fixed buffer (loaded from the pretrained fc), also under the soft option;
     * the CAM and the LSTA input are computed from the same feature map (the reference takes the CAM from the
       post-BN/ReLU layer4 output and feeds the pre-BN variant of the last block to the cell);
     * the gate kernel size of the memory ConvLSTM is an option (``kernel_size``; the reference uses 3; a 1 x 1
@@ -63,7 +64,7 @@ class Dictionary(nn.Module):
             raise ValueError(f"unknown dictionary selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
         self.selection = selection
         self.weight = nn.Parameter(torch.empty(size, in_channels))
-        # The bias only shifts which class wins; it never receives a gradient under hard selection (buffer).
+        # The bias only shifts which class wins: no gradient under hard selection, kept fixed under soft (buffer).
         self.register_buffer("bias", torch.zeros(size))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # as nn.Linear
 
@@ -119,7 +120,7 @@ def class_activation_pooling(x: Tensor, dictionary: Dictionary) -> tuple[Tensor,
         H*W, so the descriptor lies in the convex hull of the spatial feature vectors.
     """
     alpha = spatial_softmax(dictionary(x))  # (N, 1, H, W)
-    return (x * alpha).sum((2, 3)), alpha
+    return (x * alpha).sum((2, 3)), alpha  # (N, C, H, W) -> (N, C)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ class TemporallyCoherentAttention(nn.Module):
             u, state = self.attention(self.dictionary(x[:, t]), state)  # (B, 1, H, W)
             pooled.append((x[:, t] * u).sum((2, 3)))  # (B, C)
             attention.append(u[:, 0])
-        return torch.stack(pooled, 1).mean(1), torch.stack(attention, 1)
+        return torch.stack(pooled, 1).mean(1), torch.stack(attention, 1)  # (B, T, C) -> (B, C), (B, T, H, W)
 
 
 class ClassActivationPooling(nn.Module):

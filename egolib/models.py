@@ -98,6 +98,7 @@ def squeeze_time(x: Tensor) -> Tensor:
 
 
 def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
+    """Set ``requires_grad`` of every parameter of ``modules``."""
     for m in modules:
         for p in m.parameters():
             p.requires_grad_(flag)
@@ -579,6 +580,16 @@ def save_model(path: str | Path, model: StagedModel, **extra: Any) -> None:
     runs.save_torch(path, checkpoint_state(model) | extra)
 
 
+def _adopt_classifier(model: StagedModel, state: dict[str, Tensor]) -> None:
+    """Give the backbone's kept classifier the checkpoint's class count (e.g. an 11-class stand-in or a 359-class
+    IG-65M fc loaded through ``backbone_weights``): ``build_model`` without weights builds the default size."""
+    name = model.backbone.spec.classifier
+    fc = getattr(model.backbone, name)
+    w = state.get(f"backbone.{name}.weight")
+    if isinstance(fc, nn.Linear) and w is not None and w.shape != fc.weight.shape:
+        setattr(model.backbone, name, nn.Linear(w.shape[1], w.shape[0], bias=fc.bias is not None))
+
+
 def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> StagedModel:
     """Rebuild a model from a checkpoint's ``model_args`` alone and load its weights (``weights_only=True``).
 
@@ -591,6 +602,7 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
             raise ValueError(f"{path}: not a model checkpoint (no {key!r} key); keys are {sorted(ckpt)}")
     args = dict(ckpt["model_args"]) | {"backbone_weights": None}  # the state dict replaces every weight
     model = build_model(**args)
+    _adopt_classifier(model, ckpt["model"])
     model.load_state_dict(ckpt["model"], strict=True)
     model.set_stage(max(1, int(ckpt.get("stage", 1))))  # stage 0: saved before training
     return model.eval()

@@ -252,10 +252,11 @@ def test_egoaco_attention_maps_sum_to_one() -> None:
     assert d["act"].shape == (2, 16) and d["obj"].shape == (2, 64) and d["ctx"].shape == (2, 64)
     for k in ("att_act", "att_obj", "att_ctx"):
         assert d[k].shape == (2, 3, 4, 4)  # 64 px -> 4x4 at layer4
+        assert (d[k] >= 0).all()
+        torch.testing.assert_close(d[k].sum((2, 3)), torch.ones(2, 3))
     with torch.no_grad():  # models.md 8.21: a 3-frame snippet leaves time 1 at layer4, squeezed per snippet
         shared = models.run_children(model.backbone, model.shared, models.fold_clip(clip("r2p1d34", T=3), 3, True))
         assert model.tops["act"](shared).shape == (6, 64, 1, 4, 4)
-        torch.testing.assert_close(d[k].sum((2, 3)), torch.ones(2, 3))
 
 
 def test_dictionaries_start_from_the_backbone_classifier(tmp_path) -> None:
@@ -291,6 +292,16 @@ def test_full_frame_inference_equals_mean_of_per_position_logits() -> None:
         torch.testing.assert_close(out[k], per_position[k].mean((1, 2, 3)), atol=1e-5, rtol=1e-4)
 
 
+def test_224px_map_is_7x7_so_global_pooling_equals_the_fixed_avgpool() -> None:
+    """models.md 8.10, second half: at 224 px the final map is 7x7, where adaptive GAP == the reference AvgPool(7)."""
+    model = build("gsm", "bninc", T=2).eval()
+    with torch.no_grad():
+        f = model.frame_features(clip("bninc", H=224, W=224))  # (B, T, C, h, w)
+    assert f.shape[-2:] == (7, 7)
+    fixed = F.avg_pool2d(f.flatten(0, 1), 7).flatten(1)  # (B*T, C)
+    torch.testing.assert_close(f.mean((3, 4)).flatten(0, 1), fixed)
+
+
 # --------------------------------------------------------------------------------------------------
 # Checkpoints and cost
 
@@ -308,6 +319,21 @@ def test_load_model_round_trip(tmp_path, method: str, backbone: str) -> None:
         a, b = model.eval()(x), again(x)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_load_model_keeps_a_pretrained_classifier_size(tmp_path) -> None:
+    """A backbone file with a non-default fc (stand-in / IG-65M classes) round-trips through load_model."""
+    from egolib import backbones, runs
+
+    net = backbones.build_backbone("res34", width=0.125)
+    net.fc = torch.nn.Linear(64, 11)
+    runs.save_torch(tmp_path / "backbone.pt", net.state_dict())
+    model = build("tsn", "res34", backbone_weights=str(tmp_path / "backbone.pt"), pretrain="imagenet")
+    assert model.backbone.fc.out_features == 11
+    models.save_model(tmp_path / "ckpt.pt", model)
+    again = models.load_model(tmp_path / "ckpt.pt")
+    assert again.backbone.fc.out_features == 11 and not again.backbone.fc.weight.requires_grad
+    torch.testing.assert_close(again.backbone.fc.weight, net.fc.weight, rtol=0, atol=0)
 
 
 def test_load_model_rejects_other_files(tmp_path) -> None:
@@ -329,8 +355,14 @@ def test_params_and_flops() -> None:
 
 
 def test_gsm_adds_under_one_percent_flops_at_width_1() -> None:
-    """models.md 1.4: BN-Inception at 224 px, +0.52 % MACs from 10 GSMs (only convs/matmuls are counted)."""
-    tsn, gsm_model = build("tsn", "bninc", T=2, width=1.0), build("gsm", "bninc", T=2, width=1.0)
-    f_tsn = models.flops_per_clip(tsn, (2, 3, 224, 224))
-    f_gsm = models.flops_per_clip(gsm_model, (2, 3, 224, 224))
+    """models.md 1.4: BN-Inception at 224 px, +0.52 % MACs from 10 GSMs (only convs/matmuls are counted).
+
+    The extra cost is exactly the gate convs: 27 C H W MACs per GSM and frame, C and H x W from the 1.3 table.
+    """
+    table = [(64, 28), (64, 28), (128, 28), (224, 14), (192, 14), (160, 14), (96, 14), (128, 14), (352, 7), (352, 7)]
+    T = 2
+    tsn, gsm_model = build("tsn", "bninc", T=T, width=1.0), build("gsm", "bninc", T=T, width=1.0)
+    f_tsn = models.flops_per_clip(tsn, (T, 3, 224, 224))
+    f_gsm = models.flops_per_clip(gsm_model, (T, 3, 224, 224))
+    assert f_gsm - f_tsn == 2 * T * sum(27 * c * hw * hw for c, hw in table)  # 2 FLOPs per MAC
     assert 1.002 < f_gsm / f_tsn < 1.01
