@@ -367,11 +367,27 @@ def _classifier(backbone: nn.Module) -> nn.Module:
     return getattr(backbone, backbone.spec.classifier)
 
 
-def _insert_gsm(backbone: nn.Module, num_segments: int, gsm_options: dict[str, Any]) -> None:
-    n = gsm.insert_gsm(backbone, num_segments, **gsm_options)
+def _insert_gsm(backbone: nn.Module, opts: dict[str, Any]) -> None:
+    n = gsm.insert_gsm(backbone, opts["num_segments"], **opts["gsm_options"])
     if n < 1:
         raise ValueError(f"insert_gsm placed no GSM into {backbone.spec.name!r}")
-    log.info("inserted %d GSMs into %s (num_segments=%d)", n, backbone.spec.name, num_segments)
+    log.info("inserted %d GSMs into %s (num_segments=%d)", n, backbone.spec.name, opts["num_segments"])
+    if opts["backbone_weights"] is not None:
+        path = backbones.resolve_weights(backbone.spec.name, opts["backbone_weights"])
+        if has_gsm_keys(path):
+            backbones.load_weights(backbone, path)  # a GSM-trained backbone, gates included
+
+
+def has_gsm_keys(path: str | Path) -> bool:
+    """True when the backbone state dict in ``path`` was saved from a GSM backbone (it has GSM gate weights).
+
+    Such a file (e.g. the backbone of a trained ``gsm`` run, which the report's GSM + EgoACO starts from) loads
+    after the GSMs are inserted; a plain backbone file loads before."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    return any(".gsm." in k for k in state)
 
 
 def _head(dims: tuple[int, int, int], classes: tuple[int, int, int], opts: dict[str, Any]) -> ActionBiasHead:
@@ -393,7 +409,7 @@ def build_tsn(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str
 
 def build_gsm(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> ConsensusModel:
     """GSM: TSN with Gate-Shift Modules inside the backbone (fixed T = num_segments)."""
-    _insert_gsm(backbone, opts["num_segments"], opts["gsm_options"])
+    _insert_gsm(backbone, opts)
     model = build_tsn(backbone, classes, opts)
     model.num_segments = opts["num_segments"]
     return model
@@ -437,7 +453,7 @@ def build_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[
 
 def build_gsm_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> EgoACO:
     """EgoACO on a GSM backbone (GSMs inserted before the top stage is cloned, so each clone has its own)."""
-    _insert_gsm(backbone, opts["num_segments"], opts["gsm_options"])
+    _insert_gsm(backbone, opts)
     model = build_egoaco(backbone, classes, opts)
     model.num_segments = opts["num_segments"]
     return model
@@ -486,7 +502,8 @@ def build_model(
         num_segments: T (GSM models need clips of exactly T segments; TSN/EgoACO take any T).
         snippet_length: L frames per segment (3 for ``r2p1d34``, 1 for 2D backbones).
         pretrain: where ``backbone_weights`` come from (recorded in ``model_args``; the file decides).
-        backbone_weights: a plain-backbone state dict file, loaded before GSM insertion and cloning.
+        backbone_weights: a backbone state dict file, loaded before cloning: a plain backbone's before GSM
+            insertion, a GSM backbone's (``has_gsm_keys``; GSM models only) after it.
         dropout: dropout before the classifiers.
         lsta_memory: LSTA memory channels M (report: 512).
         lsta_pool: LSTA output-pooling classes K (report: 300).
@@ -520,7 +537,10 @@ def build_model(
         raise ValueError(f"unknown egoaco_wiring {egoaco_wiring!r}; choose one of {', '.join(EGOACO_WIRINGS)}")
     if gsm_options and "gsm" not in method:
         raise ValueError(f"gsm_options given for method {method!r}, which has no GSM")
-    net = backbones.build_backbone(backbone, width=width, weights=backbone_weights)
+    gsm_keyed = backbone_weights is not None and has_gsm_keys(backbones.resolve_weights(backbone, backbone_weights))
+    if gsm_keyed and "gsm" not in method:
+        raise ValueError(f"{backbone_weights} holds a GSM backbone; method {method!r} has no GSM to load it into")
+    net = backbones.build_backbone(backbone, width=width, weights=None if gsm_keyed else backbone_weights)
     if "egoaco" in method and dictionary_size is None:
         fc = _classifier(net)
         dictionary_size = fc.out_features if isinstance(fc, nn.Linear) else 1000

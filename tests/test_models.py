@@ -336,6 +336,25 @@ def test_load_model_keeps_a_pretrained_classifier_size(tmp_path) -> None:
     torch.testing.assert_close(again.backbone.fc.weight, net.fc.weight, rtol=0, atol=0)
 
 
+def test_gsm_egoaco_starts_from_a_gsm_trained_backbone(tmp_path) -> None:
+    """The report's GSM + EgoACO starts from an EPIC-trained GSM backbone: its gates load after insertion."""
+    from egolib import runs
+
+    trained = build("gsm", "bninc", T=4)
+    for name, p in trained.backbone.named_parameters():
+        if ".gsm." in name:
+            torch.nn.init.normal_(p)  # as if trained: gates no longer zero
+    runs.save_torch(tmp_path / "gsm_backbone.pt", trained.backbone.state_dict())
+    model = build("gsm_egoaco", "bninc", T=4, backbone_weights=str(tmp_path / "gsm_backbone.pt"), pretrain="epic")
+    own = dict(model.named_parameters())
+    gates = {k: v for k, v in trained.backbone.named_parameters() if ".gsm." in k and k.startswith("inception_3")}
+    assert gates, "no GSM gate parameters found"
+    for k, v in gates.items():
+        torch.testing.assert_close(own[f"backbone.{k}"], v, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="holds a GSM backbone"):
+        build("egoaco", "incv3", T=4, backbone_weights=str(tmp_path / "gsm_backbone.pt"))
+
+
 def test_load_model_rejects_other_files(tmp_path) -> None:
     from egolib import runs
 
