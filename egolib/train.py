@@ -1,0 +1,816 @@
+"""Training and evaluation: the report's recipes, checkpoint/resume, DDP, multi-clip testing.
+
+Read top-down:
+
+    recipes      the report's schedules as data (GSM/TSN one stage; EgoACO three stages), warm-up + cosine
+    loss         verb + noun + action cross-entropy, summed over the clips of a batch / clips
+    distributed  one process or torchrun (DDP: NCCL on GPUs, gloo on CPUs), rank 0 writes
+    data         SynthKitchens or EPIC-55 -> seeded training clips, multi-clip test clips
+    fit          stages -> epochs -> steps; a checkpoint (atomic) after every epoch; resume from it
+    evaluate     2 clips per segment averaged; GSM full-frame, EgoACO centre crop; scores, metrics, submission
+    run / CLI    fit + evaluate + DONE; ``python -m egolib.train --config runs/<name>/config.json``
+
+Determinism and resume. Every random draw of a training clip (segment offsets, crop, flip) comes from a
+generator seeded with (seed, epoch, clip index) alone, the sampling order from ``DistributedSampler(seed)``
+and ``set_epoch``, and the rest (dropout) from torch's global RNG, whose state is saved in every checkpoint.
+So a run is the same twice on CPU for a fixed seed, a run killed mid-epoch and re-run resumes from its last
+epoch and ends where an uninterrupted run ends, and N processes see the same clips as one process with an
+N-times larger batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as torch_dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from egolib import epic, metrics, models, pretrain, runs, submission, synthetic, transforms
+from egolib.config import RunConfig
+
+with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so once
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+LOG_CSV = "log.csv"
+METRICS = "metrics.json"
+TASKS = ("verb", "noun", "action")
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Recipes (paper.md). The numbers live in the presets of egolib.config (``paper`` = the report's,
+# ``demo``/``smoke`` scaled down); a recipe says which fields make up which stage.
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: fresh SGD (momentum, weight decay) and its own warm-up + cosine schedule.
+
+    Attributes:
+        index: 1-based stage number, passed to ``model.set_stage``.
+        epochs: epochs of this stage (0 skips it).
+        lr: initial (peak) learning rate.
+        warmup_epochs: linear warm-up epochs before the cosine decay.
+        trains: what the stage trains, in words.
+    """
+
+    index: int
+    epochs: int
+    lr: float
+    warmup_epochs: int
+    trains: str
+
+
+# (epochs field, lr field, warm-up field or None, what is trained) per stage, by method. The EgoACO stages
+# (what each trains, their learning rates and epochs) are the report's; which modules make up each stage is
+# egolib.models' reconstruction (no EgoACO code was released, models.md 3.5).
+_ONE_STAGE = (("epochs", "lr", "warmup_epochs", "everything"),)
+_EGOACO_STAGES = (
+    ("epochs", "lr", "warmup_epochs", "attention, LSTA and classifiers; backbone frozen (eval-mode BN)"),
+    ("epochs_stage2", "lr_stage2", None, "+ the three cloned top layers"),
+    ("epochs_stage3", "lr_stage3", None, "+ conv4_x (ResNets) / the last three Inception layers"),
+)
+RECIPES: dict[str, tuple[tuple[str, str, str | None, str], ...]] = {
+    "tsn": _ONE_STAGE,
+    "gsm": _ONE_STAGE,
+    "egoaco": _EGOACO_STAGES,
+    "gsm_egoaco": _EGOACO_STAGES,
+}
+
+
+def recipe(cfg: RunConfig) -> list[Stage]:
+    """The training stages of ``cfg``: GSM/TSN one stage (SGD, lr 0.01, 10 warm-up epochs, cosine, 60
+    epochs at ``paper``); EgoACO three stages (60 + 60 epochs at lr 0.01, then 30 at 1e-4 at ``paper``)."""
+    if cfg.method not in RECIPES:
+        raise ValueError(f"no recipe for method {cfg.method!r}; choose one of {', '.join(RECIPES)}")
+    return [
+        Stage(i, getattr(cfg, e), getattr(cfg, lr), getattr(cfg, w) if w else 0, trains)
+        for i, (e, lr, w, trains) in enumerate(RECIPES[cfg.method], start=1)
+    ]
+
+
+class WarmupCosine:
+    """LR factor per optimiser step: linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0.
+
+    A plain callable object (not a lambda) so that ``LambdaLR.state_dict`` saves it with the checkpoint.
+    """
+
+    def __init__(self, total: int, warmup: int) -> None:
+        self.total, self.warmup = max(total, 1), min(warmup, total)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(self.total - self.warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig, stage: Stage, steps_per_epoch: int):
+    """SGD over the parameters the stage trains, with the step-wise warm-up + cosine schedule.
+
+    As the released GSM code does in effect (models.md 7.1-3), every trained parameter (BN and biases
+    included) gets the same learning rate and weight decay.
+
+    Returns:
+        ``(optimizer, scheduler)``; call ``scheduler.step()`` after every optimiser step.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"stage {stage.index} of {cfg.method} trains no parameter: check model.set_stage")
+    opt = torch.optim.SGD(params, lr=stage.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    schedule = WarmupCosine(stage.epochs * steps_per_epoch, stage.warmup_epochs * steps_per_epoch)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Multi-task loss (models.md 4): L = CE(verb) + CE(noun) + CE(action).
+
+
+def multitask_loss(out: dict[str, Tensor], labels: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Sum of the verb, noun and action cross-entropies, each summed over the batch and divided by B.
+
+    Dividing by the batch size (not by the number of labelled clips) keeps DDP exact: the mean over N
+    processes of their per-process losses is the loss of one process holding all their clips. Action
+    labels -1 (pairs unseen in training) contribute nothing.
+
+    Args:
+        out: logits ``verb (B, V)``, ``noun (B, N)``, ``action (B, A)``.
+        labels: int64 ``verb``, ``noun``, ``action``, each ``(B,)``.
+
+    Returns:
+        ``(loss, parts)`` with ``parts[task]`` the detached per-task loss.
+    """
+    B = labels["verb"].shape[0]
+    parts = {
+        t: F.cross_entropy(out[t].float(), labels[t], ignore_index=-1, reduction="sum") / B for t in TASKS
+    }
+    return sum(parts.values()), {t: v.detach() for t, v in parts.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Distributed context: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK.
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process runs: its rank among ``world`` processes and its device."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch sees no GPU; use -p device cpu (or auto)")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def setup_distributed(cfg: RunConfig) -> Dist:
+    """Join the torchrun process group when there is one (NCCL on GPUs, gloo on CPUs); else one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(device=resolve_device(cfg.device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(cfg.device, local_rank)
+    if not torch_dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def _barrier(dist: Dist) -> None:
+    if dist.world > 1:
+        torch_dist.barrier()
+
+
+def _all_sum(values: list[float], dist: Dist) -> list[float]:
+    if dist.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=dist.device if dist.device.type == "cuda" else "cpu")
+    torch_dist.all_reduce(t)
+    return t.tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Data
+
+
+@dataclass(frozen=True)
+class Data:
+    """The annotations and frame sources of one data set (SynthKitchens or EPIC-Kitchens-55)."""
+
+    root: Path
+    epic: Any  # egolib.epic.Epic55
+    actions: list[tuple[int, int]]
+    synthetic: bool
+
+    @property
+    def num_classes(self) -> dict[str, int]:
+        return {"verb": len(self.epic.verb_classes), "noun": len(self.epic.noun_classes), "action": len(self.actions)}
+
+    def test_segments(self, split: str) -> tuple[pd.DataFrame, bool]:
+        """Test segments of ``s1``/``s2`` with their labels when the data set ships them (SynthKitchens)."""
+        labels = getattr(self.epic, f"test_{split}_labels")
+        return (labels, True) if labels is not None else (getattr(self.epic, f"test_{split}"), False)
+
+    def many_shot(self):
+        """The many-shot lists shipped with the data (SynthKitchens scales the threshold), else recomputed."""
+        return self.epic.many_shot_shipped or self.epic.many_shot
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``: parallel runs (``make -j``, torchrun ranks) wait for each other."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
+    """Annotations of ``cfg.dataset_path``; the embedded SynthKitchens set is generated first when missing."""
+    root = cfg.dataset_path
+    if cfg.data_root is None:
+        with file_lock(root.parent / f".{root.name}.lock"):
+            synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress)
+    annotations = root / "annotations"
+    if not annotations.is_dir():
+        raise FileNotFoundError(
+            f"no annotations folder {annotations}: data_root must be an EPIC-Kitchens-55 root holding annotations/ "
+            "(the EPIC_*.csv files) and frames_rgb_flow/rgb/{train,test}/"
+        )
+    ep = epic.load_epic55(annotations)
+    synthetic_set = ep.test_s1_labels is not None
+    return Data(root=root, epic=ep, actions=epic.action_classes(ep.train), synthetic=synthetic_set)
+
+
+class SeededClips(Dataset):
+    """Makes every random draw of a training clip a function of (seed, epoch, index) alone.
+
+    The wrapped dataset draws offsets, crops and flips from torch's global RNG; here each item runs under a
+    forked RNG seeded from (seed, epoch, index). Clips therefore do not depend on the number of processes,
+    the DataLoader workers or what ran before, which makes resume and DDP exact.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_033 + i) % (2**63))
+            return self.dataset[i]
+
+
+def normalization(cfg: RunConfig):
+    """The backbone's input normalisation (``egolib.transforms.NORMALIZATION``)."""
+    return transforms.NORMALIZATION[cfg.backbone]
+
+
+def scale_size(cfg: RunConfig) -> int:
+    """Test-time shorter side: ``input_size * 256 / 224`` (floored), i.e. 256 for BN-Inception at 224 and
+    261 for InceptionV3 at 229 as the report says, and the same ratio at the smaller presets."""
+    return cfg.input_size * 256 // 224
+
+
+def train_dataset(cfg: RunConfig, data: Data) -> SeededClips:
+    """Training clips: TSN random offsets, multi-scale crop + flip (``egolib.transforms.train_transform``)."""
+    ds = epic.EpicVideoDataset(
+        data.epic.train,
+        epic.FrameSource(epic.frames_root(data.root, "train")),
+        num_segments=cfg.num_segments,
+        snippet_length=cfg.snippet_length,
+        mode="train",
+        transform=transforms.train_transform(normalization(cfg), cfg.input_size),
+        actions=data.actions,
+    )
+    return SeededClips(ds, cfg.seed)
+
+
+def test_transform(cfg: RunConfig):
+    """GSM protocol: full frame, shorter side ``scale_size`` (fully convolutional); EgoACO: centre crop."""
+    if cfg.test_crop == "full":
+        return transforms.full_frame_transform(normalization(cfg), scale_size(cfg))
+    return transforms.centre_transform(normalization(cfg), cfg.input_size, scale_size(cfg))
+
+
+def test_dataset(cfg: RunConfig, data: Data, split: str, clip_index: int) -> Dataset:
+    """Test clip ``clip_index`` (0: segment centres, 1: segment starts) of every ``s1``/``s2`` segment."""
+    segments, _ = data.test_segments(split)
+    return epic.EpicVideoDataset(
+        segments,
+        epic.FrameSource(epic.frames_root(data.root, "test")),
+        num_segments=cfg.num_segments,
+        snippet_length=cfg.snippet_length,
+        mode="test",
+        clip_index=clip_index,
+        transform=test_transform(cfg),
+        actions=data.actions,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Model
+
+
+def build(cfg: RunConfig, data: Data, backbone_weights: str | None) -> nn.Module:
+    """``egolib.models.build_model`` with the run's classes, sizes and pretrained backbone."""
+    n = data.num_classes
+    return models.build_model(
+        cfg.method,
+        cfg.backbone,
+        n["verb"],
+        n["noun"],
+        n["action"],
+        width=cfg.width,
+        num_segments=cfg.num_segments,
+        snippet_length=cfg.snippet_length,
+        pretrain=cfg.pretrain,
+        backbone_weights=backbone_weights,
+        dropout=cfg.dropout,
+        lsta_memory=cfg.lsta_memory,
+        lsta_pool=cfg.lsta_pool,
+        egoaco_clone=cfg.egoaco_clone,
+    )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _autocast(device: torch.device):
+    """bf16 (or fp16) autocast on CUDA; nothing on CPU (fp32 keeps CPU runs exactly reproducible)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Checkpoints: weights + constructor arguments + optimiser + scheduler + position + RNG states.
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    internal, version, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """A training checkpoint (``weights_only``: plain tensors and containers), or None when absent."""
+    path = Path(path)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def _write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    runs.write_text(run_dir / LOG_CSV, pd.DataFrame(rows).to_csv(index=False))
+
+
+def read_log(run_dir: str | Path) -> pd.DataFrame:
+    """The per-epoch ``log.csv`` of a run (stage, epoch, lr, losses, training accuracies, time)."""
+    return pd.read_csv(Path(run_dir) / LOG_CSV)
+
+
+def _check_run_folder(cfg: RunConfig) -> None:
+    """Write ``config.json``, or check that the folder's one describes the same run."""
+    path = cfg.run_path / "config.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        diff = {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if k != "run_dir" and saved.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
+            raise ValueError(
+                f"run folder {cfg.run_path} holds a different run ({detail}); delete the folder or set run_dir"
+            )
+    runs.write_json(path, runs.manifest(cfg.to_dict()))
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. fit
+
+
+def _train_step(
+    net: nn.Module,
+    batch: dict[str, Any],
+    opt: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    cfg: RunConfig,
+    device: torch.device,
+) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    """One optimiser step on a batch; returns the loss, its parts and the logits (detached)."""
+    clip = batch["clip"].to(device, non_blocking=True)  # (B, T*L, C, H, W)
+    labels = {t: batch[t].to(device, non_blocking=True) for t in TASKS}
+    with _autocast(device):
+        out = net(clip)
+    loss, parts = multitask_loss(out, labels)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if cfg.clip_grad > 0:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip_grad)
+    scaler.step(opt)
+    scaler.update()
+    scheduler.step()
+    return loss.detach(), parts, {t: out[t].detach() for t in TASKS}
+
+
+def _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc: str, progress: bool) -> dict[str, float]:
+    """One epoch; the sums over all processes of the losses and hits, divided by the clips seen."""
+    net.train()  # the model re-applies eval-mode BN to its frozen parts (set_stage)
+    sums = np.zeros(8)  # loss, loss_verb, loss_noun, loss_action, hits verb/noun/action, clips
+    labelled_actions = 0
+    bar = tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False, mininterval=1.0)
+    for batch in bar:
+        loss, parts, out = _train_step(net, batch, opt, scheduler, scaler, cfg, dist.device)
+        B = batch["verb"].shape[0]
+        hits = [(out[t].argmax(1).cpu() == batch[t]).sum().item() for t in TASKS]
+        sums += [loss.item() * B, *(parts[t].item() * B for t in TASKS), *hits, B]
+        labelled_actions += int((batch["action"] >= 0).sum())
+        bar.set_postfix(loss=f"{sums[0] / sums[7]:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    total = _all_sum([*sums.tolist(), labelled_actions], dist)
+    n, n_action = max(total[7], 1), max(total[8], 1)
+    return {
+        "loss": total[0] / n,
+        **{f"loss_{t}": total[1 + i] / n for i, t in enumerate(TASKS)},
+        "acc_verb": total[4] / n,
+        "acc_noun": total[5] / n,
+        "acc_action": total[6] / n_action,
+        "clips": int(total[7]),
+    }
+
+
+def fit(cfg: RunConfig, *, progress: bool = True) -> Path:
+    """Train ``cfg`` into ``cfg.run_path`` (resuming from its checkpoint) and return the run folder.
+
+    Writes ``config.json``, ``checkpoint.pt`` after every epoch (weights, ``model_args``, optimiser,
+    scheduler, stage/epoch, RNG states) and ``log.csv`` (one row per epoch). Under torchrun it trains with
+    DistributedDataParallel and only rank 0 writes.
+    """
+    dist = setup_distributed(cfg)
+    _fit(cfg, dist, progress=progress)
+    return cfg.run_path
+
+
+def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
+    run_dir = cfg.run_path
+    if dist.is_main:
+        _check_run_folder(cfg)
+    _barrier(dist)
+    pre = pretrain.ensure(cfg, progress=progress and dist.is_main)
+    data = load_data(cfg, progress=progress and dist.is_main)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+
+    seed_everything(cfg.seed)  # the same initial weights in every process and every (re)start
+    model = build(cfg, data, pre.path)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    model.to(dist.device)
+    if dist.device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        if dist.world > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
+    done_stage, done_epoch = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
+    if ckpt is not None:
+        log.info("resuming %s after stage %d epoch %d", run_dir, done_stage, done_epoch)
+        _set_rng_state(ckpt["rng"])
+
+    train_set = train_dataset(cfg, data)
+    sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
+    if len(loader) == 0:
+        raise ValueError(
+            f"{len(train_set)} training clips make no batch of {cfg.batch_size} x {dist.world} processes; "
+            "lower batch_size"
+        )
+    scaler = torch.amp.GradScaler("cuda", enabled=dist.device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    stages = [s for s in recipe(cfg) if s.epochs > 0]
+    global_epoch = 0
+    for stage in recipe(cfg):
+        if stage.epochs == 0 or stage.index < done_stage:
+            global_epoch += stage.epochs
+            continue
+        first = done_epoch if stage.index == done_stage else 0
+        _unwrap(model).set_stage(stage.index)
+        opt, scheduler = make_optimizer(_unwrap(model), cfg, stage, len(loader))
+        if stage.index == done_stage:
+            opt.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+        net = model
+        if dist.world > 1 and first < stage.epochs:  # a fresh DDP wrapper per stage: its trained set changes
+            ids = [dist.device.index] if dist.device.type == "cuda" else None
+            # EgoACO's LSTA coupling dictionary gets no gradient at all (models.md 7.2-4): let DDP look for it
+            net = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=cfg.stages > 1)
+        for epoch in range(first, stage.epochs):
+            t0 = time.perf_counter()
+            sampler.set_epoch(global_epoch + epoch)
+            train_set.set_epoch(global_epoch + epoch)
+            lr = scheduler.get_last_lr()[0]
+            desc = f"stage {stage.index}/{len(stages)} epoch {epoch + 1}/{stage.epochs}"
+            stats = _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc, progress)
+            row = {"stage": stage.index, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1, "lr": lr,
+                   **stats, "time_s": time.perf_counter() - t0}
+            rows.append(row)
+            log.info("%s: loss %.4f acc verb %.3f noun %.3f action %.3f (%.0f s)", desc, row["loss"],
+                     row["acc_verb"], row["acc_noun"], row["acc_action"], row["time_s"])
+            if dist.is_main:
+                runs.save_torch(run_dir / CHECKPOINT, {
+                    "model_args": _unwrap(model).model_args,
+                    "model": _cpu_state(_unwrap(model)),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "stage": stage.index,
+                    "epoch": epoch + 1,
+                    "rng": _rng_state(),
+                    "log": rows,
+                    "pretrain": dataclasses.asdict(pre),
+                })
+                _write_log(run_dir, rows)
+            _barrier(dist)
+        global_epoch += stage.epochs
+    if dist.is_main and not (run_dir / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
+        runs.save_torch(run_dir / CHECKPOINT, {"model_args": _unwrap(model).model_args,
+                                               "model": _cpu_state(_unwrap(model)), "stage": 0, "epoch": 0,
+                                               "rng": _rng_state(), "log": rows, "pretrain": dataclasses.asdict(pre)})
+        _write_log(run_dir, rows)
+    _barrier(dist)
+    return _unwrap(model)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    """A state dict on the CPU in the contiguous format (channels_last weights are saved as plain ones)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# 8. evaluate
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, desc: str = "test",
+            progress: bool = True) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Logits of every item of ``dataset`` (each process takes every ``world``-th item; rank order restored).
+
+    Returns:
+        ``(uids, logits)`` with ``logits[task]`` float32 ``(N, classes)`` in dataset order.
+    """
+    model.eval()
+    indices = list(range(dist.rank, len(dataset), dist.world))
+    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=cfg.batch_size, shuffle=False,
+                        num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
+    uids: list[str] = []
+    out: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
+    for batch in tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False, mininterval=1.0):
+        with _autocast(dist.device):
+            logits = model(batch["clip"].to(dist.device, non_blocking=True))  # (B, T*L, C, H, W) -> (B, classes)
+        for t in TASKS:
+            out[t].append(logits[t].float().cpu().numpy())
+        uids.extend(batch["uid"])
+    mine = {"index": indices, "uid": uids, **{t: np.concatenate(v) if v else None for t, v in out.items()}}
+    parts = [mine]
+    if dist.world > 1:
+        parts = [None] * dist.world
+        torch_dist.all_gather_object(parts, mine)
+    order = np.argsort(np.concatenate([p["index"] for p in parts]), kind="stable")
+    all_uids = [u for p in parts for u in p["uid"]]
+    logits_all = {t: np.concatenate([p[t] for p in parts if p[t] is not None])[order] for t in TASKS}
+    return [all_uids[i] for i in order], logits_all
+
+
+def action_dicts(action_logits: np.ndarray, actions: list[tuple[int, int]], k: int = 100) -> list[dict]:
+    """The top-``k`` (verb, noun) pairs of the action head per segment, as the metrics' action dicts.
+
+    Args:
+        action_logits: ``(N, A)`` logits over ``actions``.
+        actions: the A (verb, noun) pairs of the training split.
+
+    Returns:
+        N dicts ``{(verb, noun): logit}`` of ``min(k, A)`` entries each.
+    """
+    k = min(k, action_logits.shape[1])
+    top = np.argsort(-action_logits, axis=1, kind="stable")[:, :k]  # (N, k) best first
+    return [{actions[j]: float(row[j]) for j in idx} for row, idx in zip(action_logits, top, strict=True)]
+
+
+def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: Data | None = None,
+             dist: Dist | None = None) -> dict[str, Any]:
+    """The report's test protocol on S1 and S2: ``test_clips`` clips per segment, logits averaged.
+
+    GSM/TSN (``test_crop=full``): whole frames, shorter side ``scale_size(cfg)``, fully-convolutional;
+    EgoACO (``centre``): centre crop ``input_size`` of the ``scale_size`` frame. Writes ``scores_s1.npz`` and
+    ``scores_s2.npz`` (uid, verb, noun, action logits), ``metrics.json`` (EPIC-55 metrics per split when the
+    data set has test labels; the pretraining used; the protocol) and ``submission.zip`` (EPIC-55 challenge
+    format) into the run folder.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    dist = dist or setup_distributed(cfg)
+    data = data or load_data(cfg, progress=progress and dist.is_main)
+    model = _unwrap(model).to(dist.device)
+    if dist.device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    run_dir = cfg.run_path
+    result: dict[str, Any] = {
+        "run": cfg.name,
+        "pretrain": dataclasses.asdict(pretrain.resolve(cfg)),
+        "protocol": {"clips": cfg.test_clips, "crop": cfg.test_crop, "scale_size": scale_size(cfg),
+                     "input_size": cfg.input_size, "num_segments": cfg.num_segments,
+                     "action_scores": "action head (top-100 pairs)"},
+    }
+    scores = {}
+    for split in ("s1", "s2"):
+        clips = []
+        for k in range(cfg.test_clips):
+            ds = test_dataset(cfg, data, split, clip_index=k % 2)
+            uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress)
+            clips.append(logits)
+        avg = {t: np.mean([c[t] for c in clips], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
+        scores[split] = (uids, avg)
+        if dist.is_main:
+            with runs.atomic_open(run_dir / f"scores_{split}.npz", "wb") as f:
+                np.savez(f, uid=np.array(uids), **avg)
+        segments, labelled = data.test_segments(split)
+        if labelled:
+            ms = data.many_shot()
+            result[split] = metrics.epic55_metrics(
+                avg["verb"], avg["noun"], segments["verb_class"].to_numpy(), segments["noun_class"].to_numpy(),
+                ms.verbs, ms.nouns, ms.actions, action_scores=action_dicts(avg["action"], data.actions),
+            )
+    if dist.is_main:
+        _write_submission(run_dir, scores, data.actions)
+        runs.write_json(run_dir / METRICS, result)
+    _barrier(dist)
+    return result
+
+
+def _write_submission(run_dir: Path, scores: dict[str, tuple[list[str], dict]], actions: list[tuple[int, int]]) -> None:
+    """The EPIC-55 challenge zip (``seen.json`` = S1, ``unseen.json`` = S2) from the averaged logits.
+
+    Each segment's 100 best actions of the action head go in when the head has at least 100 (verb, noun)
+    pairs; otherwise ``action`` is left out and the server ranks verb x noun products itself.
+    """
+    docs = []
+    for split in ("s1", "s2"):
+        uids, s = scores[split]
+        enough = s["action"].shape[1] >= min(100, s["verb"].shape[1] * s["noun"].shape[1])
+        acts = action_dicts(s["action"], actions) if enough else None
+        docs.append(submission.epic55_json(uids, s["verb"], s["noun"], action_scores=acts))
+    submission.write_epic55_submission(run_dir / "submission.zip", *docs)
+
+
+# --------------------------------------------------------------------------------------------------
+# 9. run + CLI
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``getrusage`` maxrss, in MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """fit + evaluate + ``DONE`` (written last); a complete, current run is skipped and its metrics returned."""
+    run_dir = cfg.run_path
+    if runs.is_complete(run_dir, cfg.to_dict()):
+        log.info("%s is complete and current: skipped", run_dir)
+        return json.loads((run_dir / METRICS).read_text())
+    t0 = time.perf_counter()
+    dist = setup_distributed(cfg)
+    if dist.is_main:
+        (run_dir / runs.DONE).unlink(missing_ok=True)
+    _fit(cfg, dist, progress=progress)
+    train_s = time.perf_counter() - t0
+    model = models.load_model(run_dir / CHECKPOINT)
+    result = evaluate(cfg, model, progress=progress, dist=dist)
+    if dist.is_main:
+        result["resources"] = {"train_s": train_s, "total_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+                               "processes": dist.world, "device": str(dist.device)}
+        runs.write_json(run_dir / METRICS, result)
+        runs.write_text(run_dir / runs.DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    _barrier(dist)
+    return result
+
+
+def summary(result: dict[str, Any]) -> pd.DataFrame:
+    """A (split x metric) table in percent from the content of ``metrics.json``."""
+    rows = {}
+    for split in ("s1", "s2"):
+        if split in result:
+            rows[split.upper()] = {f"{m} {t}": 100 * result[split][t][m]
+                                   for m in ("top1", "top5", "precision", "recall") for t in TASKS}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The run parameters of a notebook: every ``RunConfig`` field from ``namespace``, plus any name papermill
+    injected that is not a field, so that ``RunConfig.from_params`` rejects it with its message.
+
+    papermill only warns about an unknown ``-p`` name; its injected cell (source starting ``# Parameters``)
+    is found in the kernel's input history ``In`` and its assigned names are read with ``ast``.
+
+    Args:
+        namespace: the notebook's ``globals()``.
+
+    Returns:
+        ``{name: value}`` for ``RunConfig.from_params``.
+    """
+    import ast
+
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    params = {name: namespace[name] for name in fields if name in namespace}
+    for source in namespace.get("In", []):
+        if source.startswith("# Parameters"):
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in params:
+                    params[node.id] = namespace.get(node.id)
+    return params
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m egolib.train --config runs/<name>/config.json`` (also under ``torchrun``)."""
+    parser = argparse.ArgumentParser(description="Train and evaluate one run (fit + evaluate + DONE).")
+    parser.add_argument("--config", required=True, help="a run's config.json (RunConfig fields)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    cfg = RunConfig.from_json(args.config)
+    if Path(args.config).resolve().parent != cfg.run_path.resolve():
+        log.warning("%s describes the run folder %s: training there", args.config, cfg.run_path)
+    try:
+        run(cfg, progress=not args.no_progress)
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
