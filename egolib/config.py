@@ -60,7 +60,7 @@ class RunConfig:
     seed: int = 0  # seeds data order, augmentation and initialisation
     num_segments: int | None = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
     input_size: int | None = None  # training crop side in pixels
-    width: float | None = None  # channel-width multiplier of the backbone (1.0 = the standard network)
+    width: float | None = None  # channel-width multiplier of the backbone (1.0: the standard network)
     epochs: int | None = None  # epochs (GSM/TSN), or epochs of EgoACO stage 1
     epochs_stage2: int | None = None  # EgoACO stage 2 epochs (+ cloned top layers)
     epochs_stage3: int | None = None  # EgoACO stage 3 epochs (+ conv4_x / last Inception layers)

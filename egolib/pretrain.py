@@ -7,7 +7,9 @@
     ig65m_kinetics   weights/r2p1d34-ig65m_kinetics.pth or ig65m-pytorch's file in the hub cache (width 1 only);
                      stand-in: R(2+1)D trained to classify the synthetic motion clips
     epic             weights/<backbone>-epic.pth (e.g. TBN's BN-Inception); otherwise, as the report did for
-                     InceptionV3, a TSN model trained on the run's training split from the ``imagenet`` backbone
+                     InceptionV3, a TSN model trained on the run's training split from the ``imagenet`` backbone.
+                     GSM + EgoACO starts, as in the report, from an EPIC-trained GSM backbone: the backbone of the
+                     ``gsm`` run with the same backbone and preset (reused when complete, else trained here)
     scratch          random initialisation
 
 Everything trained here is cached once per (pretraining, backbone, width, preset) in
@@ -96,7 +98,14 @@ def cache_dir(pretrain: str, backbone: str, width: float, preset: str) -> Path:
     return PRETRAIN_DIR / f"{pretrain}-{backbone}-w{width:g}-{preset}"
 
 
-def _standin_source(pretrain: str, backbone: str) -> str:
+def _gsm_backbone(cfg: RunConfig) -> bool:
+    """GSM + EgoACO with EPIC pretraining starts from an EPIC-trained GSM backbone (the report's GSM models)."""
+    return cfg.method == "gsm_egoaco" and cfg.pretrain == "epic"
+
+
+def _standin_source(pretrain: str, backbone: str, gsm_backbone: bool = False) -> str:
+    if gsm_backbone:
+        return "EPIC-trained GSM backbone (the gsm run of this backbone)"
     if pretrain == "epic":
         return "EPIC TSN-style (training split)"
     if pretrain == "ig65m_kinetics" or backbone == "r2p1d34":
@@ -108,12 +117,14 @@ def resolve(cfg: RunConfig) -> Pretraining:
     """What ``cfg``'s backbone starts from, without training anything."""
     if cfg.pretrain == "scratch":
         return Pretraining("scratch", "random initialisation", None, True)
-    real = real_weights(cfg.backbone, cfg.pretrain, cfg.width)
+    gsm_backbone = _gsm_backbone(cfg)
+    real = None if gsm_backbone else real_weights(cfg.backbone, cfg.pretrain, cfg.width)
     if real is not None:
         return Pretraining(cfg.pretrain, "real weights", str(real), True)
-    path = cache_dir(cfg.pretrain, cfg.backbone, cfg.width, cfg.preset) / BACKBONE_FILE
+    key = "epic_gsm" if gsm_backbone else cfg.pretrain
+    path = cache_dir(key, cfg.backbone, cfg.width, cfg.preset) / BACKBONE_FILE
     ready = (path.parent / runs.DONE).exists()
-    return Pretraining(cfg.pretrain, _standin_source(cfg.pretrain, cfg.backbone), str(path), ready)
+    return Pretraining(cfg.pretrain, _standin_source(cfg.pretrain, cfg.backbone, gsm_backbone), str(path), ready)
 
 
 def ensure(cfg: RunConfig, *, progress: bool = True) -> Pretraining:
@@ -127,7 +138,9 @@ def ensure(cfg: RunConfig, *, progress: bool = True) -> Pretraining:
     with file_lock(out.parent / f".{out.name}.lock"):
         if not (out / runs.DONE).exists():
             t0 = time.perf_counter()
-            if cfg.pretrain == "epic":
+            if _gsm_backbone(cfg):
+                _pretrain_epic_gsm(cfg, out, progress=progress)
+            elif cfg.pretrain == "epic":
                 _pretrain_epic(cfg, out, progress=progress)
             else:
                 _pretrain_standin(cfg, out, progress=progress)
@@ -273,6 +286,33 @@ def _pretrain_epic(cfg: RunConfig, out: Path, *, progress: bool) -> None:
     })
 
 
+def gsm_config(cfg: RunConfig, out: Path) -> RunConfig:
+    """The ``gsm`` run whose backbone GSM + EgoACO starts from: the Table 1 GSM variant of the same backbone,
+    preset and seed when that run is complete with exactly this config (reused), else a run inside ``out``."""
+    variant = RunConfig.from_params({
+        "method": "gsm", "backbone": cfg.backbone, "pretrain": "epic", "preset": cfg.preset, "seed": cfg.seed,
+        "data_root": cfg.data_root, "width": cfg.width, "num_segments": cfg.num_segments,
+        "input_size": cfg.input_size, "device": cfg.device, "num_workers": cfg.num_workers,
+    })
+    if runs.is_complete(variant.run_path, variant.to_dict()):
+        return variant
+    return dataclasses.replace(variant, run_dir=str(out / "gsm"))
+
+
+def _pretrain_epic_gsm(cfg: RunConfig, out: Path, *, progress: bool) -> None:
+    from egolib import models, train
+
+    gsm = gsm_config(cfg, out)
+    if not runs.is_complete(gsm.run_path, gsm.to_dict()):
+        train._fit(gsm, train.Dist(device=train.resolve_device(cfg.device)), progress=progress)
+    model = models.load_model(gsm.run_path / train.CHECKPOINT)
+    rows = train.read_log(gsm.run_path).to_dict("records")
+    _save(out, model.backbone, rows, {
+        "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset,
+        "source": _standin_source("epic", cfg.backbone, True), "gsm_run": str(gsm.run_path),
+    })
+
+
 def read_log(pre: Pretraining) -> pd.DataFrame | None:
     """The training log of a cached pretraining (None for real weights and random initialisation)."""
     if pre.path is None or pre.source in ("real weights",):
@@ -288,6 +328,6 @@ def summary(pre: Pretraining) -> dict[str, Any]:
         config = Path(pre.path).parent / "config.json"
         if config.exists():
             info = json.loads(config.read_text())
-            out["details"] = {k: v for k, v in info.items() if k not in ("versions", "tsn_run")}
+            out["details"] = {k: v for k, v in info.items() if k not in ("versions", "tsn_run", "gsm_run")}
     return out
 

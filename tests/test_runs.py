@@ -1,6 +1,7 @@
 """Run folders: atomic writes never leave half-written files; completeness follows config and code."""
 
 import json
+import os
 
 import pytest
 
@@ -14,6 +15,9 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     runs.write_text(path, "new")
     assert path.read_text() == "new"
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0600
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

@@ -259,3 +259,26 @@ def test_pretraining_resolves_real_weights_at_width_one_else_a_cached_stand_in(t
     r2p1d = pretrain.resolve(RunConfig.from_params({"method": "egoaco", "backbone": "r2p1d34"}))
     assert r2p1d.source == "synthetic stand-in: motion clips"
     assert pretrain.resolve(dataclasses.replace(narrow, pretrain="scratch")).path is None
+
+
+@pytest.mark.slow
+def test_gsm_egoaco_starts_from_the_gsm_runs_trained_backbone(workdir):
+    from egolib import models, pretrain
+
+    cfg = RunConfig.from_params({"method": "gsm_egoaco", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
+    variant = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
+    train.run(variant, progress=False)  # the Table 1 GSM run, complete: GSM + EgoACO must reuse it
+    pre = pretrain.ensure(cfg, progress=False)
+    assert pre.ready and "GSM backbone" in pre.source
+    info = json.loads((Path(pre.path).parent / "config.json").read_text())
+    assert info["gsm_run"] == str(variant.run_path)
+    trained = models.load_model(variant.run_path / "checkpoint.pt").backbone.state_dict()
+    model = train.build(cfg, train.load_data(cfg, progress=False), pre.path)
+    gates = [k for k in trained if ".gsm." in k and k.endswith("conv3D.weight")]
+    assert len(gates) == 10
+    own = model.state_dict()
+    shared = [k for k in gates if f"backbone.{k}" in own]  # gates below the cloned top stage (5a, 5b are cloned)
+    assert len(shared) == 8
+    for k in shared:
+        torch.testing.assert_close(own[f"backbone.{k}"], trained[k], rtol=0, atol=0)
+    assert any(torch.count_nonzero(trained[k]) for k in gates)  # trained gates, not the zero init
