@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 # This machine serves exactly these builds; other machines may override TORCH_PINS.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
+PRESET ?= demo
+JOBS   ?= 2
 
 .PHONY: install test test-fast book lint clean
 
@@ -24,7 +26,7 @@ test-fast: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q -m "not slow"
 
 book: install
-	$(BIN)/python -m egolib.book
+	$(BIN)/python -m egolib.book --preset $(PRESET) --jobs $(JOBS)
 
 lint: install
 	$(BIN)/ruff check egolib tests benchmarks book/*.py

@@ -1,5 +1,6 @@
 """The book's sources: every book/*.py has its paired .ipynb, equal cell by cell, without outputs."""
 
+import os
 from pathlib import Path
 
 import jupytext
@@ -66,3 +67,15 @@ def test_ensemble_members_are_trained_variants():
             else:
                 assert member in trained, f"{name}: {member} is not in configs/variants.yaml"
     assert [len(m) for m in data.values()] == [6, 9, 8]
+
+
+def test_train_all_trains_gsm_egoaco_after_every_gsm_run(monkeypatch):
+    from egolib import book
+
+    order = []
+    monkeypatch.setattr(book, "train_variant", lambda params: order.append(params["method"]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    book.train_all([{**v, "preset": "smoke"} for v in variants()], jobs=2)
+    assert sorted(order) == sorted(v["method"] for v in variants())
+    assert set(order[-2:]) == {"gsm_egoaco"} and "gsm_egoaco" not in order[:-2]
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # one thread per kernel when two train at once
