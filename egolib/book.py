@@ -36,8 +36,12 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]) -> Path:
-    """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end)."""
+def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any], title: str | None = None) -> Path:
+    """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end).
+
+    ``title`` replaces the executed copy's first heading, so that each run has its own page title in the book.
+    """
+    import nbformat
     import papermill as pm
 
     output = Path(output)
@@ -45,6 +49,14 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     tmp = output.with_name(f".{output.stem}.tmp.ipynb")
     log.info("executing %s -> %s %s", notebook, output, parameters)
     pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=False)
+    if title is not None:
+        nb = nbformat.read(tmp, as_version=4)
+        first = nb.cells[0]
+        heading, _, rest = first.source.partition("\n")
+        if first.cell_type != "markdown" or not heading.startswith("# "):
+            raise ValueError(f"{notebook}: the first cell must be a markdown '# ' heading to take a title")
+        first.source = f"# {title}\n{rest}"
+        nbformat.write(nb, tmp)
     os.replace(tmp, output)
     return output
 
@@ -61,7 +73,8 @@ def train_variant(params: dict[str, Any]) -> Path:
     if is_complete(cfg.run_path, cfg.to_dict()) and (cfg.run_path / "train.ipynb").exists():
         log.info("%s is complete and current: skipped", cfg.run_path)
         return cfg.run_path
-    execute(ROOT / "book" / "03_train.ipynb", ROOT / cfg.run_path / "train.ipynb", params)
+    title = f"{cfg.method} · {cfg.backbone} · {cfg.pretrain} ({cfg.preset})"
+    execute(ROOT / "book" / "03_train.ipynb", ROOT / cfg.run_path / "train.ipynb", params, title=title)
     return cfg.run_path
 
 

@@ -79,3 +79,22 @@ def test_train_all_trains_gsm_egoaco_after_every_gsm_run(monkeypatch):
     assert sorted(order) == sorted(v["method"] for v in variants())
     assert set(order[-2:]) == {"gsm_egoaco"} and "gsm_egoaco" not in order[:-2]
     assert os.environ["OMP_NUM_THREADS"] == "1"  # one thread per kernel when two train at once
+
+
+def test_execute_writes_the_output_atomically_with_its_own_title(tmp_path):
+    import nbformat
+
+    from egolib import book
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Training one variant\nbody"),
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(x * 2)"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    out = book.execute(tmp_path / "in.ipynb", tmp_path / "run" / "out.ipynb", {"x": 21}, title="gsm · bninc")
+    done = nbformat.read(out, as_version=4)
+    assert done.cells[0].source == "# gsm · bninc\nbody"
+    assert done.cells[-1].outputs[0]["text"] == "42\n"
+    assert [p.name for p in out.parent.iterdir()] == ["out.ipynb"]  # no temporary file left behind
