@@ -40,23 +40,27 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end).
 
     ``title`` replaces the executed copy's first heading, so that each run has its own page title in the book.
+    Consecutive stream outputs are merged with carriage returns applied, as a terminal shows them: a progress
+    bar is stored as its last state, not as one output per update.
     """
     import nbformat
     import papermill as pm
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.tmp.ipynb")
     log.info("executing %s -> %s %s", notebook, output, parameters)
     pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=False)
+    nb = nbformat.read(tmp, as_version=4)
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
     if title is not None:
-        nb = nbformat.read(tmp, as_version=4)
         first = nb.cells[0]
         heading, _, rest = first.source.partition("\n")
         if first.cell_type != "markdown" or not heading.startswith("# "):
             raise ValueError(f"{notebook}: the first cell must be a markdown '# ' heading to take a title")
         first.source = f"# {title}\n{rest}"
-        nbformat.write(nb, tmp)
+    nbformat.write(nb, tmp)
     os.replace(tmp, output)
     return output
 

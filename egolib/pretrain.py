@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from egolib import backbones, runs, synthetic, transforms
 from egolib.config import RunConfig
+from egolib.progress import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def _to_input(item: Tensor, tf: Any, video: bool) -> Tensor:
 
 def _pretrain_standin(cfg: RunConfig, out: Path, *, progress: bool) -> None:
     """Train ``cfg.backbone`` (width ``cfg.width``) on the stand-in set; 10 % held out to report accuracy."""
-    from egolib.train import WarmupCosine, seed_everything, tqdm
+    from egolib.train import WarmupCosine, seed_everything
 
     recipe = STANDIN_RECIPES[cfg.preset]
     x, y, names, video = _load_standin_data(cfg)

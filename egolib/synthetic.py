@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from egolib import synthetic_render as R
+from egolib.progress import tqdm
 from egolib.runs import DONE, write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)

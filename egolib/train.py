@@ -31,7 +31,6 @@ import random
 import resource
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +46,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from egolib import epic, metrics, models, pretrain, runs, submission, synthetic, transforms
 from egolib.config import RunConfig
-
-with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so once
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
+from egolib.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -90,11 +90,14 @@ def test_execute_writes_the_output_atomically_with_its_own_title(tmp_path):
         nbformat.v4.new_markdown_cell("# Training one variant\nbody"),
         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("print(x * 2)"),
+        nbformat.v4.new_code_cell("import sys, time\nfor i in range(3):\n    sys.stderr.write(f'\\rbar {i}')\n"
+                                  "    sys.stderr.flush()\n    time.sleep(0.05)\n_ = sys.stderr.write('\\n')"),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "in.ipynb")
     out = book.execute(tmp_path / "in.ipynb", tmp_path / "run" / "out.ipynb", {"x": 21}, title="gsm · bninc")
     done = nbformat.read(out, as_version=4)
     assert done.cells[0].source == "# gsm · bninc\nbody"
-    assert done.cells[-1].outputs[0]["text"] == "42\n"
+    assert done.cells[-2].outputs[0]["text"] == "42\n"  # (papermill injected a parameters cell)
+    assert [o["text"] for o in done.cells[-1].outputs] == ["bar 2\n"]  # a progress bar's last state, once
     assert [p.name for p in out.parent.iterdir()] == ["out.ipynb"]  # no temporary file left behind

@@ -1,0 +1,13 @@
+"""Progress bars for notebooks and logs: ``tqdm.auto``, quiet about its text fallback.
+
+Without ipywidgets (not a dependency: the book renders executed notebooks statically) ``tqdm.auto`` falls back to
+text bars and warns once at import, into the first cell of every notebook; the fallback is what we want.
+"""
+
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+
+__all__ = ["tqdm"]
