@@ -520,6 +520,9 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
     pre = pretrain.ensure(cfg, progress=progress and dist.is_main)
     data = load_data(cfg, progress=progress and dist.is_main)
     ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    if ckpt is not None and ckpt.get("code_version") != runs.code_version():
+        log.warning("%s was written by other library code: training again from the start", run_dir / CHECKPOINT)
+        ckpt = None
 
     seed_everything(cfg.seed)  # the same initial weights in every process and every (re)start
     model = build(cfg, data, pre.path)
@@ -579,7 +582,7 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
                      row["acc_verb"], row["acc_noun"], row["acc_action"], row["time_s"])
             if dist.is_main:
                 runs.save_torch(run_dir / CHECKPOINT, {
-                    "model_args": _unwrap(model).model_args,
+                    "model_args": _unwrap(model).model_args, "code_version": runs.code_version(),
                     "model": _cpu_state(_unwrap(model)),
                     "optimizer": opt.state_dict(),
                     "scheduler": scheduler.state_dict(),
@@ -595,6 +598,7 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
         global_epoch += stage.epochs
     if dist.is_main and not (run_dir / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
         runs.save_torch(run_dir / CHECKPOINT, {"model_args": _unwrap(model).model_args,
+                                               "code_version": runs.code_version(),
                                                "model": _cpu_state(_unwrap(model)), "stage": 0, "epoch": 0,
                                                "rng": _rng_state(), "log": rows, "pretrain": dataclasses.asdict(pre)})
         _write_log(run_dir, rows)

@@ -200,6 +200,25 @@ def test_killed_mid_epoch_then_rerun_ends_like_an_uninterrupted_run(workdir, mon
     assert all(np.array_equal(s[k], s_ref[k]) for k in s)
 
 
+@pytest.mark.slow
+def test_a_checkpoint_from_other_code_is_not_resumed(workdir, monkeypatch):
+    cfg = smoke(workdir / "runs" / "other-code", method="gsm", epochs=2)
+    train.fit(cfg, progress=False)
+    assert len(train.read_log(cfg.run_path)) == 2
+    monkeypatch.setattr(runs, "code_version", lambda: "0" * 16)  # the library changed since
+    steps = {"n": 0}
+    real_step = train._train_step
+
+    def counting(*args, **kwargs):
+        steps["n"] += 1
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_step", counting)
+    train.fit(cfg, progress=False)
+    assert steps["n"] == 2 * 12  # both epochs trained again (12 steps each), not resumed at the end
+    assert len(train.read_log(cfg.run_path)) == 2
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
