@@ -20,16 +20,6 @@ from egolib.lsta import (
 C, M, K, KD = 8, 6, 5, 7  # input channels, memory channels, output-pooling classes, CAM dictionary size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread. With 2 OpenMP threads on a shared 2-core machine, these per-op-overhead
-    bound tests ran 10-30x slower (threads waiting on each other), with the same numbers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_lsta(seed: int = 0, *, kernel_size: int = 3, selection: str = "hard") -> LSTA:
     torch.manual_seed(seed)
     return LSTA(LSTACell(C, M, K, kernel_size=kernel_size), Dictionary(C, KD, selection=selection)).double()

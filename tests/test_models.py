@@ -18,16 +18,6 @@ PAIRS = [(m, b) for m, names in VALID_BACKBONES.items() for b in names]
 SMALL = {"width": 0.125, "lsta_memory": 16, "lsta_pool": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread. With 2 OpenMP threads on a shared 2-core machine, these per-op-overhead
-    bound tests ran 10-30x slower (threads waiting on each other), with the same numbers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def snippet(backbone: str) -> int:
     return 3 if backbone == "r2p1d34" else 1
 
