@@ -33,8 +33,9 @@
 #
 # Real weights are used only at width 1 (the standard networks).
 #
-# Nothing is downloaded. What is trained here is cached in `runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>/`
-# and reused by every training run (`03_train`) that needs it. The parameters are those of `03_train`; this
+# Nothing is downloaded. What is trained here is cached in
+# `runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/`, where `<key>` hashes what made it (the recipe,
+# the data and the library code), and reused by every training run (`03_train`) with the same key. The parameters are those of `03_train`; this
 # notebook pretrains the backbone of that configuration and then every backbone the Table 1 variants of
 # `configs/variants.yaml` need at the same preset.
 
@@ -134,7 +135,7 @@ done: dict[str, pretraining.Pretraining] = {}
 for c in wanted:
     key = f"{c.pretrain}-{c.backbone}"
     if key not in done and (c is cfg or not (c.method == "gsm_egoaco" and c.pretrain == "epic")):
-        done[key] = pretraining.ensure(c)
+        done[key] = pretraining.ensure(c, fit=train.fit_model)
 table = pd.DataFrame([{"pretrain": p.pretrain, "backbone": k.split("-", 1)[1], "source": p.source, "file": p.path}
                       for k, p in done.items()])
 display(table)

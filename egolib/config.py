@@ -12,6 +12,7 @@ Presets:
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import types
@@ -171,6 +172,33 @@ class RunConfig:
         data = json.loads(Path(path).read_text())
         names = {f.name for f in fields(cls)}
         return cls.from_params({k: v for k, v in data.items() if k in names})
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook boundary: what papermill injected
+
+
+def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The run parameters of a notebook: every ``RunConfig`` field from ``namespace``, plus any name papermill
+    injected that is not a field, so that ``RunConfig.from_params`` rejects it with its message.
+
+    papermill only warns about an unknown ``-p`` name; its injected cell (source starting ``# Parameters``)
+    is found in the kernel's input history ``In`` and its assigned names are read with ``ast``.
+
+    Args:
+        namespace: the notebook's ``globals()``.
+
+    Returns:
+        ``{name: value}`` for ``RunConfig.from_params``.
+    """
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    params = {name: namespace[name] for name in fields if name in namespace}
+    for source in namespace.get("In", []):
+        if source.startswith("# Parameters"):
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in params:
+                    params[node.id] = namespace.get(node.id)
+    return params
 
 
 # --------------------------------------------------------------------------------------------------

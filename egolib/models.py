@@ -591,8 +591,12 @@ def flops_per_clip(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def checkpoint_state(model: StagedModel) -> dict[str, Any]:
-    """The two keys every checkpoint holds: ``model_args`` and the state dict ``model`` (plus ``stage``)."""
-    return {"model_args": model.model_args, "model": model.state_dict(), "stage": getattr(model, "stage", 1)}
+    """The two keys every checkpoint holds: ``model_args`` and the state dict ``model`` (plus ``stage``).
+
+    The state dict is on the CPU in the contiguous format (channels-last weights are saved as plain ones).
+    """
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return {"model_args": model.model_args, "model": state, "stage": getattr(model, "stage", 1)}
 
 
 def save_model(path: str | Path, model: StagedModel, **extra: Any) -> None:

@@ -12,18 +12,26 @@
                      ``gsm`` run with the same backbone and preset (reused when complete, else trained here)
     scratch          random initialisation
 
-Everything trained here is cached once per (pretraining, backbone, width, preset) in
-``runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>/`` (``backbone.pt``, ``log.csv``, ``config.json``, then
-``DONE``), under a file lock, so parallel runs wait for one another and every later run reuses it. Nothing
-is ever downloaded.
+Everything trained here is cached in ``runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/``
+(``backbone.pt``, ``log.csv``, ``config.json``, then ``DONE``), under a file lock, so parallel runs wait for one
+another and every later run with the same key reuses it. ``<key>`` hashes everything that makes the cache
+(``cache_key``): the recipe (the stand-in's, or the TSN / GSM run's config), the data it is trained on (the
+embedded set's name and seed, or the ``data_root`` folder and the bytes of its annotation files) and the library
+code. A cache made from other data, another recipe or other code therefore lives in another folder and is never
+picked up; a folder whose ``config.json`` holds another key is trained again. Nothing is ever downloaded.
+
+Training a TSN or GSM model needs ``egolib.train``, which imports this module; ``ensure`` is therefore given the
+fit function (``egolib.train.fit_model``) instead of importing it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from egolib import backbones, runs, synthetic, transforms
+from egolib import backbones, models, runs, synthetic, transforms
 from egolib.config import RunConfig
+from egolib.optim import WarmupCosine, seed_everything
 from egolib.progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,9 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path("weights")  # real weights: weights/<backbone>-<pretrain>.pth (a plain backbone state dict)
 PRETRAIN_DIR = Path("runs") / "pretrain"
 BACKBONE_FILE = "backbone.pt"
+KEY_LENGTH = 10  # hex digits of the cache key in the folder name
+
+FitFunction = Callable[..., nn.Module]  # fit(cfg, *, progress) -> the trained model (egolib.train.fit_model)
 
 # Stand-in pretraining recipes per preset: SGD + cosine on the synthetic sets (numbers are ours, not the
 # report's: the real ImageNet / IG-65M schedules are far beyond this machine).
@@ -94,9 +106,62 @@ def real_weights(backbone: str, pretrain: str, width: float) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def cache_dir(pretrain: str, backbone: str, width: float, preset: str) -> Path:
-    """``runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>``."""
-    return PRETRAIN_DIR / f"{pretrain}-{backbone}-w{width:g}-{preset}"
+def cache_dir(pretrain: str, backbone: str, width: float, preset: str, key: str) -> Path:
+    """``runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>`` (``key``: ``cache_key``'s hash)."""
+    return PRETRAIN_DIR / f"{pretrain}-{backbone}-w{width:g}-{preset}-{key}"
+
+
+def _data_identity(cfg: RunConfig) -> dict[str, Any]:
+    """What names the data a TSN / GSM pretraining trains on.
+
+    The embedded SynthKitchens set is fixed by its preset and seed and made by the library (its code is in the
+    key already); a ``data_root`` is named by its absolute path and a hash of its annotation files.
+    """
+    if cfg.data_root is None:
+        return {"dataset": cfg.dataset_path.name, "generator_seed": 0}
+    root = cfg.dataset_path.resolve()
+    digest = hashlib.sha256()
+    for path in sorted((root / "annotations").glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return {"data_root": str(root), "annotations_sha256": digest.hexdigest()}
+
+
+def _run_recipe(run: RunConfig) -> dict[str, Any]:
+    """A run's config without where it runs (folder, device, workers): what decides its numbers."""
+    return {k: v for k, v in run.to_dict().items() if k not in ("run_dir", "device", "num_workers", "data_root")}
+
+
+def cache_key(cfg: RunConfig) -> dict[str, Any]:
+    """Everything that makes ``cfg``'s cached pretraining: what is trained, on which data, how, by which code.
+
+    Returns:
+        A JSON-serialisable dict; its hash (``key_hash``) names the cache folder and is checked against the
+        folder's ``config.json`` before the cache is used.
+    """
+    if _gsm_backbone(cfg):
+        made = {"kind": "epic_gsm", "run": _run_recipe(gsm_config(cfg, Path("."))), "data": _data_identity(cfg)}
+    elif cfg.pretrain == "epic":
+        made = {"kind": "epic", "run": _run_recipe(epic_config(cfg, Path("."))), "data": _data_identity(cfg)}
+    else:
+        video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
+        made = {"kind": "standin", "backbone": cfg.backbone, "width": cfg.width, "input_size": cfg.input_size,
+                "data": {"dataset": _standin_set(cfg, video).name, "generator_seed": 0},
+                "recipe": STANDIN_RECIPES[cfg.preset], "seed": 0}
+    return made | {"code_version": runs.code_version()}
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """The first ``KEY_LENGTH`` hex digits of the SHA-256 of ``key`` as sorted JSON."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def _is_cached(out: Path, key: dict[str, Any]) -> bool:
+    """``out`` is complete (``DONE``) and was made with exactly ``key``."""
+    config = out / "config.json"
+    if not (out / runs.DONE).exists() or not config.exists():
+        return False
+    return json.loads(config.read_text()).get("cache_key") == key
 
 
 def _gsm_backbone(cfg: RunConfig) -> bool:
@@ -122,29 +187,43 @@ def resolve(cfg: RunConfig) -> Pretraining:
     real = None if gsm_backbone else real_weights(cfg.backbone, cfg.pretrain, cfg.width)
     if real is not None:
         return Pretraining(cfg.pretrain, "real weights", str(real), True)
-    key = "epic_gsm" if gsm_backbone else cfg.pretrain
-    path = cache_dir(key, cfg.backbone, cfg.width, cfg.preset) / BACKBONE_FILE
-    ready = (path.parent / runs.DONE).exists()
-    return Pretraining(cfg.pretrain, _standin_source(cfg.pretrain, cfg.backbone, gsm_backbone), str(path), ready)
+    name = "epic_gsm" if gsm_backbone else cfg.pretrain
+    key = cache_key(cfg)
+    out = cache_dir(name, cfg.backbone, cfg.width, cfg.preset, key_hash(key))
+    source = _standin_source(cfg.pretrain, cfg.backbone, gsm_backbone)
+    return Pretraining(cfg.pretrain, source, str(out / BACKBONE_FILE), _is_cached(out, key))
 
 
-def ensure(cfg: RunConfig, *, progress: bool = True) -> Pretraining:
-    """``resolve(cfg)``, training and caching the stand-in (or the EPIC backbone) first when it is missing."""
-    from egolib.train import file_lock
+def ensure(cfg: RunConfig, *, fit: FitFunction | None = None, progress: bool = True) -> Pretraining:
+    """``resolve(cfg)``, training and caching the stand-in (or the EPIC backbone) first when it is missing.
 
+    Args:
+        cfg: the run whose backbone is pretrained.
+        fit: ``egolib.train.fit_model``; needed only when an EPIC (TSN or GSM) backbone must be trained.
+        progress: show progress bars.
+
+    Raises:
+        ValueError: an EPIC backbone must be trained and no ``fit`` was given.
+    """
     pre = resolve(cfg)
     if pre.ready:
         return pre
     out = Path(pre.path).parent
-    with file_lock(out.parent / f".{out.name}.lock"):
-        if not (out / runs.DONE).exists():
+    key = cache_key(cfg)
+    if cfg.pretrain == "epic" and fit is None:
+        raise ValueError(f"{out} must be trained from a TSN/GSM run: pass fit=egolib.train.fit_model to ensure")
+    with runs.file_lock(out.parent / f".{out.name}.lock"):
+        if not _is_cached(out, key):
+            if (out / runs.DONE).exists():
+                log.warning("%s was made with another cache key: training it again", out)
+                (out / runs.DONE).unlink()
             t0 = time.perf_counter()
             if _gsm_backbone(cfg):
-                _pretrain_epic_gsm(cfg, out, progress=progress)
+                _pretrain_epic_gsm(cfg, out, fit, key, progress=progress)
             elif cfg.pretrain == "epic":
-                _pretrain_epic(cfg, out, progress=progress)
+                _pretrain_epic(cfg, out, fit, key, progress=progress)
             else:
-                _pretrain_standin(cfg, out, progress=progress)
+                _pretrain_standin(cfg, out, key, progress=progress)
             log.info("pretrained %s in %.0f s", out, time.perf_counter() - t0)
     return resolve(cfg)
 
@@ -163,16 +242,21 @@ def _logits(backbone: nn.Module, x: Tensor, num_classes: int) -> Tensor:
     return getattr(backbone, backbone.spec.classifier)(z)[:, :num_classes]
 
 
+def _standin_set(cfg: RunConfig, video: bool) -> Path:
+    """``data/motion-<size>`` or ``data/objects-<size>``: the stand-in sets come in two sizes, smoke and demo."""
+    size = "smoke" if cfg.preset == "smoke" else "demo"
+    return Path("data") / f"{'motion' if video else 'objects'}-{size}"
+
+
 def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, list[str], bool]:
     """uint8 items (images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)``), labels, class names, is-video."""
     video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
-    size = "smoke" if cfg.preset == "smoke" else "demo"  # the stand-in sets come in these two sizes
+    path = _standin_set(cfg, video)
+    size = "smoke" if cfg.preset == "smoke" else "demo"
     if video:
-        path = synthetic.generate_motion_clips(Path("data") / f"motion-{size}", preset=size, seed=0)
-        x, y, names = synthetic.load_motion_clips(path)
+        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0))
     else:
-        path = synthetic.generate_object_images(Path("data") / f"objects-{size}", preset=size, seed=0)
-        x, y, names = synthetic.load_object_images(path)
+        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0))
     return x, y, list(names), video
 
 
@@ -184,10 +268,8 @@ def _to_input(item: Tensor, tf: Any, video: bool) -> Tensor:
     return tf(item[None])[0]  # (1, 3, H, W) -> (3, h, w)
 
 
-def _pretrain_standin(cfg: RunConfig, out: Path, *, progress: bool) -> None:
+def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progress: bool) -> None:
     """Train ``cfg.backbone`` (width ``cfg.width``) on the stand-in set; 10 % held out to report accuracy."""
-    from egolib.train import WarmupCosine, seed_everything
-
     recipe = STANDIN_RECIPES[cfg.preset]
     x, y, names, video = _load_standin_data(cfg)
     seed_everything(0)
@@ -236,7 +318,7 @@ def _pretrain_standin(cfg: RunConfig, out: Path, *, progress: bool) -> None:
     _save(out, net, rows, {
         "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset, "input_size": size,
         "source": _standin_source(cfg.pretrain, cfg.backbone), "classes": names,
-        "train_items": len(train_idx), "held_out_items": n_val, **recipe,
+        "train_items": len(train_idx), "held_out_items": n_val, **recipe, "cache_key": key,
     })
 
 
@@ -275,16 +357,19 @@ def epic_config(cfg: RunConfig, out: Path) -> RunConfig:
     })
 
 
-def _pretrain_epic(cfg: RunConfig, out: Path, *, progress: bool) -> None:
-    from egolib import train
-
+def _pretrain_epic(cfg: RunConfig, out: Path, fit: FitFunction, key: dict[str, Any], *, progress: bool) -> None:
     tsn = epic_config(cfg, out)
-    model = train._fit(tsn, train.Dist(device=train.resolve_device(cfg.device)), progress=progress)
-    rows = train.read_log(tsn.run_path).to_dict("records")
+    model = fit(tsn, progress=progress)
+    rows = _run_log(tsn.run_path)
     _save(out, model.backbone, rows, {
         "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset,
-        "source": _standin_source("epic", cfg.backbone), "tsn_run": json.loads(tsn.to_json()),
+        "source": _standin_source("epic", cfg.backbone), "tsn_run": json.loads(tsn.to_json()), "cache_key": key,
     })
+
+
+def _run_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``log.csv`` (``egolib.train.read_log``)."""
+    return pd.read_csv(run_dir / "log.csv").to_dict("records")
 
 
 def gsm_config(cfg: RunConfig, out: Path) -> RunConfig:
@@ -300,17 +385,16 @@ def gsm_config(cfg: RunConfig, out: Path) -> RunConfig:
     return dataclasses.replace(variant, run_dir=str(out / "gsm"))
 
 
-def _pretrain_epic_gsm(cfg: RunConfig, out: Path, *, progress: bool) -> None:
-    from egolib import models, train
-
+def _pretrain_epic_gsm(cfg: RunConfig, out: Path, fit: FitFunction, key: dict[str, Any], *,
+                       progress: bool) -> None:
     gsm = gsm_config(cfg, out)
     if not runs.is_complete(gsm.run_path, gsm.to_dict()):
-        train._fit(gsm, train.Dist(device=train.resolve_device(cfg.device)), progress=progress)
-    model = models.load_model(gsm.run_path / train.CHECKPOINT)
-    rows = train.read_log(gsm.run_path).to_dict("records")
+        fit(gsm, progress=progress)
+    model = models.load_model(gsm.run_path / "checkpoint.pt")
+    rows = _run_log(gsm.run_path)
     _save(out, model.backbone, rows, {
         "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset,
-        "source": _standin_source("epic", cfg.backbone, True), "gsm_run": str(gsm.run_path),
+        "source": _standin_source("epic", cfg.backbone, True), "gsm_run": str(gsm.run_path), "cache_key": key,
     })
 
 
@@ -329,6 +413,7 @@ def summary(pre: Pretraining) -> dict[str, Any]:
         config = Path(pre.path).parent / "config.json"
         if config.exists():
             info = json.loads(config.read_text())
-            out["details"] = {k: v for k, v in info.items() if k not in ("versions", "tsn_run", "gsm_run")}
+            hidden = ("versions", "tsn_run", "gsm_run", "cache_key")
+            out["details"] = {k: v for k, v in info.items() if k not in hidden}
     return out
 

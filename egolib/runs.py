@@ -68,6 +68,21 @@ def save_torch(path: str | Path, obj: Any) -> None:
     write_bytes(path, buf.getvalue())
 
 
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``: parallel runs (``make -j``, torchrun ranks) wait for each other."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def code_version() -> str:
     """A hash of the library's source files: runs trained by other code are not "current"."""
     digest = hashlib.sha256()

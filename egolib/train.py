@@ -25,13 +25,10 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
-import random
 import resource
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +42,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from egolib import epic, metrics, models, pretrain, runs, submission, synthetic, transforms
-from egolib.config import RunConfig
+from egolib.config import (
+    RunConfig,
+    notebook_params,  # noqa: F401  (chapters call it as train.notebook_params)
+)
+from egolib.optim import WarmupCosine, rng_state, seed_everything, set_rng_state
 from egolib.progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -106,22 +107,6 @@ def recipe(cfg: RunConfig) -> list[Stage]:
         Stage(i, getattr(cfg, e), getattr(cfg, lr), getattr(cfg, w) if w else 0, trains)
         for i, (e, lr, w, trains) in enumerate(RECIPES[cfg.method], start=1)
     ]
-
-
-class WarmupCosine:
-    """LR factor per optimiser step: linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0.
-
-    A plain callable object (not a lambda) so that ``LambdaLR.state_dict`` saves it with the checkpoint.
-    """
-
-    def __init__(self, total: int, warmup: int) -> None:
-        self.total, self.warmup = max(total, 1), min(warmup, total)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(self.total - self.warmup, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig, stage: Stage, steps_per_epoch: int):
@@ -247,25 +232,11 @@ class Data:
         return self.epic.many_shot_shipped or self.epic.many_shot
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``: parallel runs (``make -j``, torchrun ranks) wait for each other."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
     """Annotations of ``cfg.dataset_path``; the embedded SynthKitchens set is generated first when missing."""
     root = cfg.dataset_path
     if cfg.data_root is None:
-        with file_lock(root.parent / f".{root.name}.lock"):
+        with runs.file_lock(root.parent / f".{root.name}.lock"):
             synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress)
     annotations = root / "annotations"
     if not annotations.is_dir():
@@ -388,34 +359,6 @@ def _autocast(device: torch.device):
 # 6. Checkpoints: weights + constructor arguments + optimiser + scheduler + position + RNG states.
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    internal, version, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     """A training checkpoint (``weights_only``: plain tensors and containers), or None when absent."""
     path = Path(path)
@@ -512,33 +455,31 @@ def fit(cfg: RunConfig, *, progress: bool = True) -> Path:
     return cfg.run_path
 
 
+def fit_model(cfg: RunConfig, *, progress: bool = True) -> nn.Module:
+    """Train ``cfg`` as ``fit`` does, in this process alone (no process group is joined), and return the model.
+
+    This is the fit function ``egolib.pretrain.ensure`` is given: a pretraining runs inside a file lock that
+    one process holds, even under torchrun.
+    """
+    return _fit(cfg, Dist(device=resolve_device(cfg.device)), progress=progress)
+
+
 def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
-    run_dir = cfg.run_path
+    """The run folder, the pretrained backbone and the data; then resume or start, and run the stages."""
     if dist.is_main:
         _check_run_folder(cfg)
     _barrier(dist)
-    pre = pretrain.ensure(cfg, progress=progress and dist.is_main)
+    pre = pretrain.ensure(cfg, fit=fit_model, progress=progress and dist.is_main)
     data = load_data(cfg, progress=progress and dist.is_main)
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    if ckpt is not None and ckpt.get("code_version") != runs.code_version():
-        log.warning("%s was written by other library code: training again from the start", run_dir / CHECKPOINT)
-        ckpt = None
-
+    ckpt = _resumable_checkpoint(cfg.run_path)
     seed_everything(cfg.seed)  # the same initial weights in every process and every (re)start
     model = build(cfg, data, pre.path)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-    model.to(dist.device)
-    if dist.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        if dist.world > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
-    done_stage, done_epoch = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
+    model = _to_device(model, dist)
     if ckpt is not None:
-        log.info("resuming %s after stage %d epoch %d", run_dir, done_stage, done_epoch)
-        _set_rng_state(ckpt["rng"])
-
+        log.info("resuming %s after stage %d epoch %d", cfg.run_path, ckpt["stage"], ckpt["epoch"])
+        set_rng_state(ckpt["rng"])
     train_set = train_dataset(cfg, data)
     sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
@@ -549,10 +490,49 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             f"{len(train_set)} training clips make no batch of {cfg.batch_size} x {dist.world} processes; "
             "lower batch_size"
         )
+    _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress)
+    _barrier(dist)
+    return _unwrap(model)
+
+
+def _resumable_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The run folder's checkpoint when this library code wrote it; None (train from the start) otherwise."""
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    if ckpt is not None and ckpt.get("code_version") != runs.code_version():
+        log.warning("%s was written by other library code: training again from the start", run_dir / CHECKPOINT)
+        return None
+    return ckpt
+
+
+def _to_device(model: nn.Module, dist: Dist) -> nn.Module:
+    """Move to the device; on CUDA channels-last memory, and SyncBatchNorm under DDP."""
+    model.to(dist.device)
+    if dist.device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        if dist.world > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
+    """A fresh DDP wrapper (one per stage: the set of trained parameters changes); the model itself in one process."""
+    if dist.world == 1:
+        return model
+    ids = [dist.device.index] if dist.device.type == "cuda" else None
+    # EgoACO's LSTA coupling dictionary gets no gradient at all (models.md 7.2-4): let DDP look for it
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=cfg.stages > 1)
+
+
+def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist, pre: pretrain.Pretraining,
+                ckpt: dict[str, Any] | None, *, progress: bool) -> None:
+    """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch."""
+    rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
+    done_stage, done_epoch = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=dist.device.type == "cuda" and not torch.cuda.is_bf16_supported())
-    stages = [s for s in recipe(cfg) if s.epochs > 0]
-    global_epoch = 0
-    for stage in recipe(cfg):
+    stages = recipe(cfg)
+    trained = [s for s in stages if s.epochs > 0]
+    global_epoch = 0  # epochs of all earlier stages: the sampler's and the clips' epoch counter
+    for stage in stages:
         if stage.epochs == 0 or stage.index < done_stage:
             global_epoch += stage.epochs
             continue
@@ -563,17 +543,13 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             opt.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
-        net = model
-        if dist.world > 1 and first < stage.epochs:  # a fresh DDP wrapper per stage: its trained set changes
-            ids = [dist.device.index] if dist.device.type == "cuda" else None
-            # EgoACO's LSTA coupling dictionary gets no gradient at all (models.md 7.2-4): let DDP look for it
-            net = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=cfg.stages > 1)
+        net = _wrap_ddp(model, cfg, dist) if first < stage.epochs else model
         for epoch in range(first, stage.epochs):
             t0 = time.perf_counter()
-            sampler.set_epoch(global_epoch + epoch)
-            train_set.set_epoch(global_epoch + epoch)
+            loader.sampler.set_epoch(global_epoch + epoch)
+            loader.dataset.set_epoch(global_epoch + epoch)
             lr = scheduler.get_last_lr()[0]
-            desc = f"stage {stage.index}/{len(stages)} epoch {epoch + 1}/{stage.epochs}"
+            desc = f"stage {stage.index}/{len(trained)} epoch {epoch + 1}/{stage.epochs}"
             stats = _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc, progress)
             row = {"stage": stage.index, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1, "lr": lr,
                    **stats, "time_s": time.perf_counter() - t0}
@@ -581,34 +557,23 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             log.info("%s: loss %.4f acc verb %.3f noun %.3f action %.3f (%.0f s)", desc, row["loss"],
                      row["acc_verb"], row["acc_noun"], row["acc_action"], row["time_s"])
             if dist.is_main:
-                runs.save_torch(run_dir / CHECKPOINT, {
-                    "model_args": _unwrap(model).model_args, "code_version": runs.code_version(),
-                    "model": _cpu_state(_unwrap(model)),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "stage": stage.index,
-                    "epoch": epoch + 1,
-                    "rng": _rng_state(),
-                    "log": rows,
-                    "pretrain": dataclasses.asdict(pre),
-                })
-                _write_log(run_dir, rows)
+                _save_checkpoint(cfg.run_path, model, pre, rows, stage=stage.index, epoch=epoch + 1,
+                                 optimizers={"optimizer": opt, "scheduler": scheduler, "scaler": scaler})
             _barrier(dist)
         global_epoch += stage.epochs
-    if dist.is_main and not (run_dir / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
-        runs.save_torch(run_dir / CHECKPOINT, {"model_args": _unwrap(model).model_args,
-                                               "code_version": runs.code_version(),
-                                               "model": _cpu_state(_unwrap(model)), "stage": 0, "epoch": 0,
-                                               "rng": _rng_state(), "log": rows, "pretrain": dataclasses.asdict(pre)})
-        _write_log(run_dir, rows)
-    _barrier(dist)
-    return _unwrap(model)
+    if dist.is_main and not (cfg.run_path / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
+        _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0)
 
 
-def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    """A state dict on the CPU in the contiguous format (channels_last weights are saved as plain ones)."""
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+def _save_checkpoint(run_dir: Path, model: nn.Module, pre: pretrain.Pretraining, rows: list[dict[str, Any]], *,
+                     stage: int, epoch: int, optimizers: dict[str, Any] | None = None) -> None:
+    """``models.save_model`` (``model_args`` + weights) plus where training stands: stage, epoch, RNG states, the
+    optimiser, schedule and grad-scaler states, the log so far, the code version and the pretraining; then
+    ``log.csv``."""
+    states = {k: v.state_dict() for k, v in (optimizers or {}).items()}
+    models.save_model(run_dir / CHECKPOINT, _unwrap(model), **states, stage=stage, epoch=epoch, rng=rng_state(),
+                      log=rows, pretrain=dataclasses.asdict(pre), code_version=runs.code_version())
+    _write_log(run_dir, rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -768,31 +733,6 @@ def summary(result: dict[str, Any]) -> pd.DataFrame:
             rows[split.upper()] = {f"{m} {t}": 100 * result[split][t][m]
                                    for m in ("top1", "top5", "precision", "recall") for t in TASKS}
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The run parameters of a notebook: every ``RunConfig`` field from ``namespace``, plus any name papermill
-    injected that is not a field, so that ``RunConfig.from_params`` rejects it with its message.
-
-    papermill only warns about an unknown ``-p`` name; its injected cell (source starting ``# Parameters``)
-    is found in the kernel's input history ``In`` and its assigned names are read with ``ast``.
-
-    Args:
-        namespace: the notebook's ``globals()``.
-
-    Returns:
-        ``{name: value}`` for ``RunConfig.from_params``.
-    """
-    import ast
-
-    fields = [f.name for f in dataclasses.fields(RunConfig)]
-    params = {name: namespace[name] for name in fields if name in namespace}
-    for source in namespace.get("In", []):
-        if source.startswith("# Parameters"):
-            for node in ast.walk(ast.parse(source)):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in params:
-                    params[node.id] = namespace.get(node.id)
-    return params
 
 
 def main(argv: list[str] | None = None) -> None:

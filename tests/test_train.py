@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -273,7 +274,7 @@ def test_pretraining_resolves_real_weights_at_width_one_else_a_cached_stand_in(t
     narrow = RunConfig.from_params({"method": "egoaco", "backbone": "res34"})  # width 0.25: real weights do not fit
     pre = pretrain.resolve(narrow)
     assert pre.source == "synthetic stand-in: object images" and not pre.ready
-    assert pre.path == "runs/pretrain/imagenet-res34-w0.25-demo/backbone.pt"
+    assert re.fullmatch(r"runs/pretrain/imagenet-res34-w0\.25-demo-[0-9a-f]{10}/backbone\.pt", pre.path)
     assert pretrain.resolve(paper(method="gsm", backbone="bninc")).source == "EPIC TSN-style (training split)"
     r2p1d = pretrain.resolve(RunConfig.from_params({"method": "egoaco", "backbone": "r2p1d34"}))
     assert r2p1d.source == "synthetic stand-in: motion clips"
@@ -287,7 +288,7 @@ def test_gsm_egoaco_starts_from_the_gsm_runs_trained_backbone(workdir):
     cfg = RunConfig.from_params({"method": "gsm_egoaco", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
     variant = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
     train.run(variant, progress=False)  # the Table 1 GSM run, complete: GSM + EgoACO must reuse it
-    pre = pretrain.ensure(cfg, progress=False)
+    pre = pretrain.ensure(cfg, fit=train.fit_model, progress=False)
     assert pre.ready and "GSM backbone" in pre.source
     info = json.loads((Path(pre.path).parent / "config.json").read_text())
     assert info["gsm_run"] == str(variant.run_path)
