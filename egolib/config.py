@@ -27,7 +27,8 @@ PRETRAINS = ("imagenet", "epic", "ig65m_kinetics", "scratch")
 PRESETS = ("smoke", "demo", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 TEST_CROPS = ("full", "centre")
-EGOACO_CLONES = ("top_stage", "fc")
+EGOACO_CLONES = ("top_stage", "fc")  # EgoACO reconstruction options (egolib.models' docstring)
+EGOACO_WIRINGS = ("report", "context", "concat")
 
 # Where each (method, backbone) pair is valid. GSM sits inside 2D backbones only; R(2+1)D is already
 # spatio-temporal, so it is used by TSN (its pretraining) and EgoACO (20 snippets of 3 frames).

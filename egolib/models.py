@@ -43,7 +43,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.flop_counter import FlopCounterMode
 
 from egolib import backbones, gsm, runs
-from egolib.config import VALID_BACKBONES
+from egolib.config import EGOACO_CLONES, EGOACO_WIRINGS, VALID_BACKBONES
 from egolib.heads import ActionBiasHead
 from egolib.lsta import (
     LSTA,
@@ -56,8 +56,6 @@ from egolib.lsta import (
 
 log = logging.getLogger(__name__)
 
-EGOACO_CLONES = ("top_stage", "fc")
-EGOACO_WIRINGS = ("report", "context", "concat")
 
 # --------------------------------------------------------------------------------------------------
 # Helpers: folding clips into backbone batches, running named children

@@ -1,0 +1,82 @@
+"""egolib.pretrain's cache: keyed by everything that makes it (recipe, data, code), so a backbone trained on
+one data set is never handed to a run on another."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from egolib import pretrain, runs, synthetic, train
+from egolib.config import RunConfig
+
+
+def gsm_smoke(**params) -> RunConfig:
+    """The GSM BN-Inception smoke run: its backbone comes from an EPIC (TSN) pretraining on the run's data."""
+    return RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "device": "cpu", **params})
+
+
+def fake_root(path: Path, train_csv: str) -> str:
+    (path / "annotations").mkdir(parents=True)
+    (path / "annotations" / "EPIC_train_action_labels.csv").write_text(train_csv)
+    return str(path)
+
+
+def test_the_cache_folder_changes_with_the_data_the_recipe_and_the_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = pretrain.resolve(gsm_smoke(data_root=fake_root(tmp_path / "a", "uid\n1\n")))
+    b = pretrain.resolve(gsm_smoke(data_root=fake_root(tmp_path / "b", "uid\n1\n2\n")))
+    embedded = pretrain.resolve(gsm_smoke())
+    assert len({a.path, b.path, embedded.path}) == 3  # three data sets, three caches
+    assert a.path == pretrain.resolve(gsm_smoke(data_root=str(tmp_path / "a"))).path  # the same data: the same one
+    on_gsm = [pretrain.resolve(gsm_smoke(method="gsm_egoaco", input_size=size)) for size in (80, 96)]
+    assert on_gsm[0].path != on_gsm[1].path  # another GSM run to start from
+    standin = pretrain.resolve(RunConfig.from_params({"backbone": "res34", "preset": "smoke"}))
+    assert standin.path != pretrain.resolve(RunConfig.from_params({"backbone": "res34", "preset": "smoke",
+                                                                   "input_size": 72})).path
+    monkeypatch.setattr(runs, "code_version", lambda: "0" * 16)
+    assert pretrain.resolve(gsm_smoke()).path != embedded.path  # other library code
+
+
+def test_a_done_folder_made_with_another_key_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig.from_params({"backbone": "res34", "preset": "smoke"})
+    out = Path(pretrain.resolve(cfg).path).parent
+    runs.write_json(out / "config.json", {"cache_key": {**pretrain.cache_key(cfg), "data": "another set"}})
+    runs.write_text(out / runs.DONE, "")
+    assert not pretrain.resolve(cfg).ready
+    runs.write_json(out / "config.json", {"cache_key": pretrain.cache_key(cfg)})
+    assert pretrain.resolve(cfg).ready
+
+
+def test_an_epic_backbone_to_train_needs_the_fit_function(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="pass fit=egolib.train.fit_model"):
+        pretrain.ensure(gsm_smoke(data_root=fake_root(tmp_path / "a", "uid\n")), progress=False)
+
+
+@pytest.mark.slow
+def test_two_data_roots_give_two_different_cached_backbones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    smoke = synthetic.ensure(tmp_path / "data" / "synthkitchens-smoke", preset="smoke", seed=0, progress=False)
+    roots = [tmp_path / "kitchens-a", tmp_path / "kitchens-b"]
+    for root in roots:
+        shutil.copytree(smoke, root)
+    labels = roots[1] / "annotations" / "EPIC_train_action_labels.csv"
+    table = pd.read_csv(labels)
+    table.iloc[: len(table) - 8].to_csv(labels, index=False)  # the second copy lacks its last 8 training segments
+
+    made = [pretrain.ensure(gsm_smoke(data_root=str(root)), fit=train.fit_model, progress=False) for root in roots]
+    assert all(p.ready for p in made) and made[0].path != made[1].path
+    states = [torch.load(p.path, weights_only=True) for p in made]
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in states[0])  # trained on different data
+    tsn_runs = [json.loads((Path(p.path).parent / "config.json").read_text())["tsn_run"] for p in made]
+    assert [r["data_root"] for r in tsn_runs] == [str(root) for root in roots]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached backbone was trained again")
+
+    again = pretrain.ensure(gsm_smoke(data_root=str(roots[0])), fit=no_training, progress=False)
+    assert again == made[0]  # the first data root's cache, reused
