@@ -17,30 +17,11 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from egolib.gsm import GateShift
+from egolib.gsm import GateShift, reference_gate_shift
 
 log = logging.getLogger("bench_gsm")
-
-
-def reference_style(gsm: GateShift, x: Tensor) -> Tensor:
-    """The released code's data flow: permute+contiguous to (B, C, T, H, W), native conv3d, cat-based shifts."""
-    T = gsm.num_segments
-    N, C, H, W = x.shape
-    B = N // T
-    v = x.view(B, T, C, H, W).permute(0, 2, 1, 3, 4).contiguous()  # (B, C, T, H, W)
-    g = torch.tanh(F.conv3d(F.relu(gsm.bn(v)), gsm.conv3D.weight, gsm.conv3D.bias, padding=1, groups=2))
-    out = []
-    for k in range(2):
-        xk = v[:, k * C // 2 : (k + 1) * C // 2]
-        yk = g[:, k : k + 1] * xk
-        zero = torch.zeros_like(yk[:, :, :1])
-        sk = torch.cat([yk[:, :, 1:], zero], 2) if k == 0 else torch.cat([zero, yk[:, :, :-1]], 2)
-        ok = (sk + xk - yk).view(B, 2, C // 4, T, H, W).permute(0, 2, 1, 3, 4, 5).reshape(B, C // 2, T, H, W)
-        out.append(ok)
-    return torch.cat(out, 1).permute(0, 2, 1, 3, 4).contiguous().view(N, C, H, W)
 
 
 def time_fwd_bwd(fn: Callable[[Tensor], Tensor], x: Tensor, repeats: int) -> list[float]:
@@ -70,14 +51,14 @@ def bench(channels: int, size: int, T: int, videos: int, repeats: int) -> None:
         return fn
 
     variants = {
-        "reference-style (NCTHW conv3d)": (lambda inp: reference_style(gsm, inp), x),
+        "reference-style (NCTHW conv3d)": (lambda inp: reference_gate_shift(gsm, inp), x),
         "GateShift conv3d, contiguous": (ours("conv3d"), x),
         "GateShift conv3d, channels_last(3d)": (ours("conv3d"), x_cl),
         "GateShift conv2d, contiguous": (ours("conv2d"), x),
         "GateShift conv2d, channels_last": (ours("conv2d"), x_cl),
     }
     with torch.no_grad():
-        ref = reference_style(gsm, x)
+        ref = reference_gate_shift(gsm, x)
         for name, (fn, inp) in variants.items():
             torch.testing.assert_close(fn(inp), ref, rtol=1e-4, atol=1e-4, msg=f"{name} differs")
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)

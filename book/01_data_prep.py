@@ -79,7 +79,7 @@ threshold = synthetic.many_shot_threshold(len(epic.read_epic55_train(root / "ann
                                                                      "EPIC_train_action_labels.csv"))) \
     if synthetic_data else 100
 ann = epic.load_epic55(root / "annotations", many_shot_threshold=threshold)
-missing = synthetic.missing_frames(root)
+missing = epic.missing_frames(root)
 splits = {"train": ann.train, "S1 (seen)": ann.test_s1, "S2 (unseen)": ann.test_s2}
 summary = pd.DataFrame({
     name: {"segments": len(df), "videos": df.video_id.nunique(), "kitchens": df.participant_id.nunique(),

@@ -35,9 +35,9 @@
 #
 # Nothing is downloaded. What is trained here is cached in
 # `runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/`, where `<key>` hashes what made it (the recipe,
-# the data and the library code), and reused by every training run (`03_train`) with the same key. The parameters are those of `03_train`; this
-# notebook pretrains the backbone of that configuration and then every backbone the Table 1 variants of
-# `configs/variants.yaml` need at the same preset.
+# the data and the library code), and reused by every training run (`03_train`) with the same key. The
+# parameters are those of `03_train`; this notebook pretrains the backbone of that configuration and then every
+# backbone the Table 1 variants of `configs/variants.yaml` need at the same preset.
 
 # %%
 # %matplotlib inline

@@ -413,6 +413,15 @@ def _adapt_state_dict(name: str, state: dict[str, Tensor], model: nn.Module) -> 
     return state
 
 
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A checkpoint file's state dict: the file itself, or the dict it holds under ``state_dict`` / ``model``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    return state
+
+
 def load_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a checkpoint file into ``backbone`` strictly.
 
@@ -422,11 +431,7 @@ def load_weights(backbone: nn.Module, path: str | Path) -> None:
     class metadata belongs to the weights.
     """
     spec: BackboneSpec = backbone.spec
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state.get(key), dict):
-            state = state[key]
-    state = _adapt_state_dict(spec.name, state, backbone)
+    state = _adapt_state_dict(spec.name, read_state_dict(path), backbone)
     fc_w = state.get(f"{spec.classifier}.weight")
     fc: nn.Linear = getattr(backbone, spec.classifier)
     if fc_w is not None and tuple(fc_w.shape) != tuple(fc.weight.shape):
@@ -528,6 +533,18 @@ def build_backbone(name: str, *, width: float = 1.0, weights: str | Path | None 
     return model
 
 
+def run_children(module: nn.Module, names: tuple[str, ...], x: Tensor) -> Tensor:
+    """Apply the named children of ``module`` in order (a trunk, or the shared part of one)."""
+    for name in names:
+        x = getattr(module, name)(x)
+    return x
+
+
+def squeeze_time(x: Tensor) -> Tensor:
+    """``(N, C, t, h, w) -> (N, C, h, w)`` (mean over the remaining time), 4D maps unchanged."""
+    return x.mean(2) if x.dim() == 5 else x
+
+
 def forward_features(backbone: nn.Module, x: Tensor) -> Tensor:
     """Run the trunk (``backbone.spec.trunk``) and return the last feature map.
 
@@ -539,8 +556,4 @@ def forward_features(backbone: nn.Module, x: Tensor) -> Tensor:
         (N, C, h, w) with C = ``spec.feature_dim``; for R(2+1)D the remaining time is averaged out
         ((N, C, t, h, w) -> (N, C, h, w); t = 1 for 3-frame snippets).
     """
-    for name in backbone.spec.trunk:
-        x = getattr(backbone, name)(x)
-    if backbone.spec.is_3d:
-        x = x.mean(dim=2)  # (N, C, t, h, w) -> (N, C, h, w)
-    return x
+    return squeeze_time(run_children(backbone, backbone.spec.trunk, x))

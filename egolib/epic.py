@@ -587,6 +587,22 @@ class FrameSource:
             self._tar_index[tar_path] = index
         return self._tar_index[tar_path]
 
+    def frame_numbers(self, participant_id: str, video_id: str) -> set[int] | None:
+        """The frame numbers a video has: the files of its folder, else the members of its tar (indexed once).
+
+        Returns:
+            The numbers of the ``frame_<10 digits>.jpg`` files, or None when neither the folder nor the tar exists.
+        """
+        folder = self.root / participant_id / video_id
+        tar_path = self.root / participant_id / f"{video_id}.tar"
+        if folder.is_dir():
+            names = [p.name for p in folder.iterdir()]
+        elif tar_path.is_file():
+            names = [Path(n).name for n in self._index_tar(tar_path, video_id)]
+        else:
+            return None
+        return {int(n[6:16]) for n in names if n.startswith("frame_") and n.endswith(".jpg") and n[6:16].isdigit()}
+
     def read(self, participant_id: str, video_id: str, frames: Sequence[int], uid: str = "?") -> Tensor:
         """Read and decode frames by file number.
 
@@ -640,6 +656,41 @@ class FrameSource:
         if len(sizes) > 1:
             raise ValueError(f"frames of video {folder} (segment uid {uid}) differ in size: {sorted(sizes)}")
         return torch.stack([decoded[n] for n in frames])  # (N, 3, H, W)
+
+
+def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) -> pd.DataFrame:
+    """Check that every frame referenced by the train, S1 and S2 segments of a data set exists.
+
+    Works on SynthKitchens and on a real EPIC-Kitchens-55 copy (extracted folders or per-video tars, read
+    through ``FrameSource``).
+
+    Args:
+        root: the data set root (``annotations/``, ``frames_rgb_flow/rgb/{train,test}/``).
+        annotations_dir: the annotation folder, when not ``<root>/annotations``.
+
+    Returns:
+        One row per segment with missing frames: ``split, uid, participant_id, video_id, start_frame,
+        stop_frame, missing`` (count), ``first_missing`` (path); empty when complete.
+
+    Raises:
+        ValueError / FileNotFoundError: an annotation file is unreadable.
+    """
+    root = Path(root)
+    ann = load_epic55(Path(annotations_dir) if annotations_dir else root / "annotations")
+    rows, present = [], {}
+    for split, df, folder in (("train", ann.train, "train"), ("s1", ann.test_s1, "test"), ("s2", ann.test_s2, "test")):
+        source = FrameSource(frames_root(root, folder))
+        for r in df.itertuples(index=False):
+            key = (folder, r.participant_id, r.video_id)
+            if key not in present:
+                present[key] = source.frame_numbers(r.participant_id, r.video_id) or set()
+            missing = [f for f in range(int(r.start_frame), int(r.stop_frame) + 1) if f not in present[key]]
+            if missing:
+                first = frame_path(source.root, r.participant_id, r.video_id, missing[0])
+                rows.append([split, int(r.uid), r.participant_id, r.video_id, int(r.start_frame), int(r.stop_frame),
+                             len(missing), str(first)])
+    return pd.DataFrame(rows, columns=["split", "uid", "participant_id", "video_id", "start_frame", "stop_frame",
+                                       "missing", "first_missing"])
 
 
 # --------------------------------------------------------------------------------------------------

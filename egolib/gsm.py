@@ -205,6 +205,41 @@ class ConvGSM(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
+# The reference equations (an oracle for tests and benchmarks)
+
+
+def reference_gate_shift(gsm: GateShift, x: Tensor) -> Tensor:
+    """The GSM equations of models.md §1.2 transcribed literally, as the released code lays them out: the
+    oracle that the tests and ``benchmarks/bench_gsm.py`` compare ``GateShift`` with (not used by the models).
+
+    ``(B, C, T, H, W)`` layout, ``F.conv3d`` gate, zero-padded shifts by concatenation, quarter interleave.
+
+    Args:
+        gsm: the module whose weights (``bn``, ``conv3D``) and settings (``num_segments``, ``interleave``) to use.
+        x: ``(B*T, C, H, W)``, segments of one video contiguous.
+
+    Returns:
+        ``(B*T, C, H, W)``.
+    """
+    T = gsm.num_segments
+    N, C, H, W = x.shape
+    B = N // T
+    v = x.reshape(B, T, C, H, W).transpose(1, 2).contiguous()  # (B*T, C, H, W) -> (B, C, T, H, W)
+    g = torch.tanh(F.conv3d(F.relu(gsm.bn(v)), gsm.conv3D.weight, gsm.conv3D.bias, padding=1, groups=2))
+    out = []
+    for k in range(2):
+        xk = v[:, k * C // 2 : (k + 1) * C // 2]  # (B, C/2, T, H, W)
+        yk = g[:, k : k + 1] * xk
+        zero = torch.zeros_like(yk[:, :, :1])
+        sk = torch.cat([yk[:, :, 1:], zero], 2) if k == 0 else torch.cat([zero, yk[:, :, :-1]], 2)
+        ok = sk + xk - yk
+        if gsm.interleave:  # output channel 2j+i <- quarter i, channel j
+            ok = ok.reshape(B, 2, C // 4, T, H, W).transpose(1, 2).reshape(B, C // 2, T, H, W)
+        out.append(ok)
+    return torch.cat(out, 1).transpose(1, 2).reshape(N, C, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
+
+
+# --------------------------------------------------------------------------------------------------
 # Where GSMs go (models.md §1.3)
 
 # BN-Inception (egolib layout, backbones.BNInception): one per Inception block, in its plain 1x1 branch; the

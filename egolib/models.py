@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
-# Helpers: folding clips into backbone batches, running named children
+# Helpers: folding clips into backbone batches
 
 
 def fold_clip(x: Tensor, snippet_length: int, is_3d: bool) -> Tensor:
@@ -83,18 +83,6 @@ def fold_clip(x: Tensor, snippet_length: int, is_3d: bool) -> Tensor:
     return x.reshape(B * TL // L, L, C, H, W).transpose(1, 2)  # (B*T, L, C, H, W) -> (B*T, C, L, H, W)
 
 
-def run_children(module: nn.Module, names: tuple[str, ...], x: Tensor) -> Tensor:
-    """Apply the named children of ``module`` in order."""
-    for name in names:
-        x = getattr(module, name)(x)
-    return x
-
-
-def squeeze_time(x: Tensor) -> Tensor:
-    """``(N, C, t, h, w) -> (N, C, h, w)`` (mean over remaining time), 4D maps unchanged."""
-    return x.mean(2) if x.dim() == 5 else x
-
-
 def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
     """Set ``requires_grad`` of every parameter of ``modules``."""
     for m in modules:
@@ -115,6 +103,15 @@ class StagedModel(nn.Module):
 
     backbone: nn.Module
     model_args: dict[str, Any]
+    snippet_length: int
+    num_segments: int | None
+
+    def segments(self, x: Tensor) -> tuple[int, int]:
+        """``(B, T)`` of a clip batch ``(B, T*L, C, H, W)``; a GSM model (built for T) refuses another T."""
+        B, T = x.shape[0], x.shape[1] // self.snippet_length
+        if self.num_segments is not None and T != self.num_segments:
+            raise ValueError(f"this GSM model was built for num_segments={self.num_segments}, got a clip of T={T}")
+        return B, T
 
     def stage_groups(self) -> list[list[nn.Module]]:
         raise NotImplementedError
@@ -192,10 +189,7 @@ class ConsensusModel(StagedModel):
         Returns:
             ``(B, T, C', h, w)``.
         """
-        B = x.shape[0]
-        T = x.shape[1] // self.snippet_length
-        if self.num_segments is not None and T != self.num_segments:
-            raise ValueError(f"this GSM model was built for num_segments={self.num_segments}, got a clip of T={T}")
+        B, T = self.segments(x)
         z = backbones.forward_features(self.backbone, fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
         return z.view(B, T, *z.shape[1:])  # (B*T, C', h, w) -> (B, T, C', h, w)
 
@@ -301,15 +295,13 @@ class EgoACO(StagedModel):
         Returns:
             ``(X_act, X_obj, X_ctx)``, each ``(B, T, C', h, w)``.
         """
-        B = x.shape[0]
-        T = x.shape[1] // self.snippet_length
-        if self.num_segments is not None and T != self.num_segments:
-            raise ValueError(f"this GSM model was built for num_segments={self.num_segments}, got a clip of T={T}")
-        z = run_children(self.backbone, self.shared, fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
+        B, T = self.segments(x)
+        z = backbones.run_children(self.backbone, self.shared,
+                                   fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
         if self.tops is None:
-            maps = (squeeze_time(z),) * 3
+            maps = (backbones.squeeze_time(z),) * 3
         else:
-            maps = tuple(squeeze_time(self.tops[k](z)) for k in ("act", "obj", "ctx"))
+            maps = tuple(backbones.squeeze_time(self.tops[k](z)) for k in ("act", "obj", "ctx"))
         return tuple(m.view(B, T, *m.shape[1:]) for m in maps)  # (B*T, C', h, w) -> (B, T, C', h, w)
 
     def descriptors(self, x: Tensor) -> dict[str, Tensor]:
@@ -381,11 +373,7 @@ def has_gsm_keys(path: str | Path) -> bool:
 
     Such a file (e.g. the backbone of a trained ``gsm`` run, which the report's GSM + EgoACO starts from) loads
     after the GSMs are inserted; a plain backbone file loads before."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state.get(key), dict):
-            state = state[key]
-    return any(".gsm." in k for k in state)
+    return any(".gsm." in k for k in backbones.read_state_dict(path))
 
 
 def _head(dims: tuple[int, int, int], classes: tuple[int, int, int], opts: dict[str, Any]) -> ActionBiasHead:

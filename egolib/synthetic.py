@@ -708,56 +708,7 @@ def load_motion_clips(path: str | Path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Checking a dataset folder (SynthKitchens or a real EPIC-Kitchens-55 copy): annotations readable, every
-# referenced frame present. (It reads through egolib.epic; it lives here because it also checks this
-# generator's output.)
-
-
-def _frame_numbers(video_dir: Path) -> set[int] | None:
-    """Frame numbers present for a video: an extracted folder or a ``<video>.tar`` (None: neither)."""
-    import tarfile
-
-    names: list[str]
-    if video_dir.is_dir():
-        names = os.listdir(video_dir)
-    elif video_dir.with_suffix(".tar").is_file():
-        with tarfile.open(video_dir.with_suffix(".tar")) as tar:
-            names = [Path(n).name for n in tar.getnames()]
-    else:
-        return None
-    return {int(n[6:16]) for n in names if n.startswith("frame_") and n.endswith(".jpg") and n[6:16].isdigit()}
-
-
-def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) -> pd.DataFrame:
-    """Check that every frame referenced by the train, S1 and S2 segments exists.
-
-    Returns:
-        One row per segment with missing frames: ``split, uid, participant_id, video_id, start_frame,
-        stop_frame, missing`` (count), ``first_missing`` (path); empty when complete.
-
-    Raises:
-        ValueError / FileNotFoundError: an annotation file is unreadable (from ``egolib.epic``).
-    """
-    from egolib import epic
-
-    root = Path(root)
-    ann = epic.load_epic55(Path(annotations_dir) if annotations_dir else root / "annotations")
-    rows, cache = [], {}
-    for split, df, folder in (("train", ann.train, "train"), ("s1", ann.test_s1, "test"), ("s2", ann.test_s2, "test")):
-        base = epic.frames_root(root, folder)
-        for r in df.itertuples(index=False):
-            key = (folder, r.participant_id, r.video_id)
-            if key not in cache:
-                cache[key] = _frame_numbers(base / r.participant_id / r.video_id)
-            have = cache[key] or set()
-            need = range(int(r.start_frame), int(r.stop_frame) + 1)
-            missing = [f for f in need if f not in have]
-            if missing:
-                first = epic.frame_path(base, r.participant_id, r.video_id, missing[0])
-                rows.append([split, int(r.uid), r.participant_id, r.video_id, int(r.start_frame), int(r.stop_frame),
-                             len(missing), str(first)])
-    return pd.DataFrame(rows, columns=["split", "uid", "participant_id", "video_id", "start_frame", "stop_frame",
-                                       "missing", "first_missing"])
+# Size on disk (whether every frame is there: ``egolib.epic.missing_frames``)
 
 
 def disk_usage(path: str | Path) -> int:

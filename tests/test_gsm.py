@@ -14,30 +14,11 @@ from egolib.gsm import (
     gsm_positions,
     insert_gsm,
     interleave_permutation,
+    reference_gate_shift,
     shift_time,
 )
 
 IMPLS = ("conv2d", "conv3d")
-
-
-def reference_gsm(x: torch.Tensor, gsm: GateShift) -> torch.Tensor:
-    """models.md §1.2 transcribed literally (NCTHW, F.conv3d, zero-padded shifts, quarter interleave)."""
-    T = gsm.num_segments
-    N, C, H, W = x.shape
-    B = N // T
-    v = x.reshape(B, T, C, H, W).transpose(1, 2).contiguous()  # (B, C, T, H, W)
-    g = torch.tanh(F.conv3d(F.relu(gsm.bn(v)), gsm.conv3D.weight, gsm.conv3D.bias, padding=1, groups=2))
-    out = []
-    for k in range(2):
-        xk = v[:, k * C // 2 : (k + 1) * C // 2]
-        yk = g[:, k : k + 1] * xk
-        zero = torch.zeros_like(yk[:, :, :1])
-        sk = torch.cat([yk[:, :, 1:], zero], 2) if k == 0 else torch.cat([zero, yk[:, :, :-1]], 2)
-        ok = sk + xk - yk
-        if gsm.interleave:  # output channel 2j+i <- quarter i, channel j
-            ok = ok.reshape(B, 2, C // 4, T, H, W).transpose(1, 2).reshape(B, C // 2, T, H, W)
-        out.append(ok)
-    return torch.cat(out, 1).transpose(1, 2).reshape(N, C, H, W)
 
 
 def random_gsm(C: int, T: int, *, interleave: bool = True, impl: str = "conv2d", seed: int = 0) -> GateShift:
@@ -112,7 +93,7 @@ def test_zero_gate_is_permutation_or_identity(impl):
 def test_matches_reference_equations(impl, interleave, train):
     gsm = random_gsm(16, 4, interleave=interleave, impl=impl).train(train)
     x = frames(3, 4, 16)
-    ref = reference_gsm(x, random_gsm(16, 4, interleave=interleave, impl=impl).train(train))
+    ref = reference_gate_shift(random_gsm(16, 4, interleave=interleave, impl=impl).train(train), x)
     torch.testing.assert_close(gsm(x), ref, rtol=1e-12, atol=1e-12)
 
 

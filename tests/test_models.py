@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from egolib import gsm, models
+from egolib import backbones, gsm, models
 from egolib.config import VALID_BACKBONES
 
 V, N, A = 5, 6, 7
@@ -245,7 +245,7 @@ def test_egoaco_attention_maps_sum_to_one() -> None:
         assert (d[k] >= 0).all()
         torch.testing.assert_close(d[k].sum((2, 3)), torch.ones(2, 3))
     with torch.no_grad():  # models.md 8.21: a 3-frame snippet leaves time 1 at layer4, squeezed per snippet
-        shared = models.run_children(model.backbone, model.shared, models.fold_clip(clip("r2p1d34", T=3), 3, True))
+        shared = backbones.run_children(model.backbone, model.shared, models.fold_clip(clip("r2p1d34", T=3), 3, True))
         assert model.tops["act"](shared).shape == (6, 64, 1, 4, 4)
 
 

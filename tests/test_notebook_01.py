@@ -1,4 +1,5 @@
-"""book/01_data_prep runs under papermill at the smoke preset, generating SynthKitchens and checking a copy."""
+"""book/01_data_prep runs under papermill at the smoke preset (in a scratch folder, never the checkout's data/),
+generating SynthKitchens and checking a copy."""
 
 from pathlib import Path
 
@@ -15,7 +16,7 @@ def test_data_prep_notebook_generates_smoke_and_checks_a_copy(tmp_path):
     params = {"preset": "smoke", "seed": 0}
     assert set(params) | {"data_root"} <= set(pm.inspect_notebook(str(NOTEBOOK)))  # papermill only warns on typos
     out = tmp_path / "01_data_prep.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out), parameters=params, cwd=str(ROOT), kernel_name="python3",
+    pm.execute_notebook(str(NOTEBOOK), str(out), parameters=params, cwd=str(tmp_path), kernel_name="python3",
                         progress_bar=False)
     nb = nbformat.read(out, as_version=4)
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
@@ -25,9 +26,10 @@ def test_data_prep_notebook_generates_smoke_and_checks_a_copy(tmp_path):
     assert images >= 5  # distributions, co-occurrence, kitchens, strips, reversal pair
 
     # the data_root branch (the one that checks a real EPIC-Kitchens-55 copy), pointed at the set just made
-    copy = ROOT / "data" / "synthkitchens-smoke"
+    copy = tmp_path / "data" / "synthkitchens-smoke"
+    assert (copy / "DONE").exists()
     out2 = tmp_path / "01_check.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out2), parameters={"data_root": str(copy)}, cwd=str(ROOT),
+    pm.execute_notebook(str(NOTEBOOK), str(out2), parameters={"data_root": str(copy)}, cwd=str(tmp_path),
                         kernel_name="python3", progress_bar=False)
     nb2 = nbformat.read(out2, as_version=4)
     text2 = "\n".join(o.get("text", "") for c in nb2.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -125,7 +125,7 @@ def test_s2_kitchens_never_in_train_and_s1_videos_held_out(smoke):
 
 
 def test_every_segment_has_its_frames_inside_its_video(smoke):
-    assert S.missing_frames(smoke).empty
+    assert epic.missing_frames(smoke).empty
     ann = epic.load_epic55(smoke / "annotations")
     for split, df in (("train", ann.train), ("test", ann.test_s1), ("test", ann.test_s2)):
         for video_id, segs in df.groupby("video_id"):
@@ -147,7 +147,7 @@ def test_missing_frames_are_reported(smoke, tmp_path):
     seg = epic.load_epic55(broken / "annotations").test_s2.iloc[0]
     gone = epic.frame_path(epic.frames_root(broken, "test"), seg.participant_id, seg.video_id, int(seg.stop_frame))
     gone.unlink()
-    report = S.missing_frames(broken)
+    report = epic.missing_frames(broken)
     assert list(report.uid) == [int(seg.uid)] and report.first_missing.iloc[0] == str(gone)
 
 
