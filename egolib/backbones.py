@@ -30,9 +30,53 @@ from torchvision.models import inception as tv_inception
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.models.video import resnet as tv_video
 
-from egolib.transforms import NORMALIZATION, Normalization
+from egolib.transforms import CAFFE_BGR, IG65M_RGB, IMAGENET_RGB, INCEPTION_RGB, Normalization
 
 log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+# What each backbone's input must be, known without building a network (read by train, pretrain and the
+# builders below)
+
+
+def scale_size(input_size: int) -> int:
+    """Test-time short side for a training crop: ``input_size * 256 // 224`` (floored), i.e. 256 at 224 and 261
+    for InceptionV3 at 229, as the report says, 128 for R(2+1)D at 112, and the same ratio at smaller crops."""
+    return input_size * 256 // 224
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A backbone's input.
+
+    Attributes:
+        norm: the normalisation its weights expect.
+        input_size: the paper training crop (224; 229 for InceptionV3 as in the GSM reference; 112 for R(2+1)D).
+        is_3d: it takes snippets ``(N, 3, L, H, W)`` (R(2+1)D) instead of frames ``(N, 3, H, W)``.
+    """
+
+    norm: Normalization
+    input_size: int
+    is_3d: bool = False
+
+
+INPUTS: dict[str, InputSpec] = {
+    "bninc": InputSpec(CAFFE_BGR, 224),
+    "incv3": InputSpec(INCEPTION_RGB, 229),
+    "res34": InputSpec(IMAGENET_RGB, 224),
+    "res101": InputSpec(IMAGENET_RGB, 224),
+    "res152": InputSpec(IMAGENET_RGB, 224),
+    "r2p1d34": InputSpec(IG65M_RGB, 112, is_3d=True),
+}
+NORMALIZATION: dict[str, Normalization] = {name: spec.norm for name, spec in INPUTS.items()}
+
+
+def normalization(name: str) -> Normalization:
+    """The normalisation of backbone ``name``; unknown names raise ValueError listing the valid ones."""
+    if name not in INPUTS:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(INPUTS)}")
+    return INPUTS[name].norm
 
 
 @dataclass(frozen=True)
@@ -444,11 +488,19 @@ def load_weights(backbone: nn.Module, path: str | Path) -> None:
 # Builders and registry
 
 
+def _spec(name: str, width: float, feature_dim: int, *, trunk: tuple[str, ...], top: tuple[str, ...],
+          stage3: tuple[str, ...]) -> BackboneSpec:
+    """A built backbone's spec: its layer names here, its input facts from ``INPUTS``."""
+    facts = INPUTS[name]
+    return BackboneSpec(name=name, width=width, feature_dim=feature_dim, norm=facts.norm, input_size=facts.input_size,
+                        scale_size=scale_size(facts.input_size), is_3d=facts.is_3d, trunk=trunk, top=top,
+                        stage3=stage3)
+
+
 def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], name: str, width: float) -> nn.Module:
     model = WidthResNet(block, layers, width=width)
-    model.spec = BackboneSpec(name=name, width=width, feature_dim=scale_channels(512, width) * block.expansion,
-                              norm=NORMALIZATION[name], input_size=224, scale_size=256, is_3d=False,
-                              trunk=_RESNET_TRUNK, top=("layer4",), stage3=("layer3",))  # fmt: skip
+    model.spec = _spec(name, width, scale_channels(512, width) * block.expansion, trunk=_RESNET_TRUNK,
+                       top=("layer4",), stage3=("layer3",))
     return model
 
 
@@ -470,10 +522,8 @@ def res152(*, width: float = 1.0) -> nn.Module:
 def incv3(*, width: float = 1.0) -> nn.Module:
     """InceptionV3 (torchvision's definition, no auxiliary classifier); paper input 229 px as in GSM."""
     model = inception_v3(width=width)
-    model.spec = BackboneSpec(name="incv3", width=width, feature_dim=scale_channels(2048, width),
-                              norm=NORMALIZATION["incv3"], input_size=229, scale_size=229 * 256 // 224, is_3d=False,
-                              trunk=_INCV3_TRUNK, top=("Mixed_7b", "Mixed_7c"),
-                              stage3=("Mixed_6d", "Mixed_6e", "Mixed_7a"))  # fmt: skip
+    model.spec = _spec("incv3", width, scale_channels(2048, width), trunk=_INCV3_TRUNK,
+                       top=("Mixed_7b", "Mixed_7c"), stage3=("Mixed_6d", "Mixed_6e", "Mixed_7a"))
     return model
 
 
@@ -481,20 +531,16 @@ def bninc(*, width: float = 1.0) -> nn.Module:
     """BN-Inception (TSN layout)."""
     model = BNInception(width=width)
     blocks = tuple(b[0] for b in _BNI_BLOCKS)
-    model.spec = BackboneSpec(name="bninc", width=width, feature_dim=model.fc.in_features,
-                              norm=NORMALIZATION["bninc"], input_size=224, scale_size=256, is_3d=False,
-                              trunk=_BNI_STEM + blocks, top=("inception_5a", "inception_5b"),
-                              stage3=("inception_4c", "inception_4d", "inception_4e"))  # fmt: skip
+    model.spec = _spec("bninc", width, model.fc.in_features, trunk=_BNI_STEM + blocks,
+                       top=("inception_5a", "inception_5b"), stage3=("inception_4c", "inception_4d", "inception_4e"))
     return model
 
 
 def r2p1d34(*, width: float = 1.0) -> nn.Module:
     """R(2+1)D-34 (IG-65M definition); 400-class fc until a checkpoint says otherwise."""
     model = R2Plus1D34(width=width)
-    model.spec = BackboneSpec(name="r2p1d34", width=width, feature_dim=scale_channels(512, width),
-                              norm=NORMALIZATION["r2p1d34"], input_size=112, scale_size=128, is_3d=True,
-                              trunk=("stem", "layer1", "layer2", "layer3", "layer4"), top=("layer4",),
-                              stage3=("layer3",))  # fmt: skip
+    model.spec = _spec("r2p1d34", width, scale_channels(512, width),
+                       trunk=("stem", "layer1", "layer2", "layer3", "layer4"), top=("layer4",), stage3=("layer3",))
     return model
 
 

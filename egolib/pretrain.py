@@ -278,11 +278,11 @@ def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progres
     val_idx, train_idx = order[:n_val], order[n_val:]
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     net = backbones.build_backbone(cfg.backbone, width=cfg.width).to(device)
-    norm = transforms.normalization(cfg.backbone)
+    norm = backbones.normalization(cfg.backbone)
     size = cfg.input_size
     # No flips for motion clips: a mirrored "left" clip is a "right" clip (flips would swap half the labels).
     train_tf = dataclasses.replace(transforms.train_transform(norm, size), flip=not video)
-    test_tf = transforms.centre_transform(norm, size, max(size * 256 // 224, size))
+    test_tf = transforms.centre_transform(norm, size, backbones.scale_size(size))
     steps = max(len(train_idx) // recipe["batch_size"], 1)
     opt = torch.optim.SGD(net.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=5e-4)
     total = recipe["epochs"] * steps

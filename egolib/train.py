@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from egolib import epic, metrics, models, pretrain, runs, submission, synthetic, transforms
+from egolib import backbones, epic, metrics, models, pretrain, runs, submission, synthetic, transforms
 from egolib.config import (
     RunConfig,
     notebook_params,  # noqa: F401  (chapters call it as train.notebook_params)
@@ -272,15 +272,15 @@ class SeededClips(Dataset):
             return self.dataset[i]
 
 
-def normalization(cfg: RunConfig):
-    """The backbone's input normalisation (``egolib.transforms.NORMALIZATION``)."""
-    return transforms.NORMALIZATION[cfg.backbone]
+def normalization(cfg: RunConfig) -> transforms.Normalization:
+    """The backbone's input normalisation (``egolib.backbones.normalization``)."""
+    return backbones.normalization(cfg.backbone)
 
 
 def scale_size(cfg: RunConfig) -> int:
-    """Test-time shorter side: ``input_size * 256 / 224`` (floored), i.e. 256 for BN-Inception at 224 and
+    """Test-time shorter side of the run's crop (``egolib.backbones.scale_size``): 256 for BN-Inception at 224,
     261 for InceptionV3 at 229 as the report says, and the same ratio at the smaller presets."""
-    return cfg.input_size * 256 // 224
+    return backbones.scale_size(cfg.input_size)
 
 
 def train_dataset(cfg: RunConfig, data: Data) -> SeededClips:

@@ -1,4 +1,6 @@
-"""Clip transforms: normalisation per backbone, multi-scale crop + flip, centre crop, full frame.
+"""Clip transforms: normalisation, multi-scale crop + flip, centre crop, full frame.
+
+Which normalisation a backbone's weights expect is a fact of the backbone: ``egolib.backbones.normalization``.
 
 Every transform takes a uint8 clip ``(T, C, H, W)`` (RGB, as ``egolib.epic`` decodes it) and returns float32
 ``(T, C, h, w)``, with the same random parameters for all frames of the clip. Randomness draws from torch's
@@ -67,23 +69,6 @@ IMAGENET_RGB = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.22
 INCEPTION_RGB = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), bgr=False, scale=1 / 255)
 # R(2+1)D-34 IG-65M (ig65m-pytorch extract.py): RGB in [0, 1].
 IG65M_RGB = Normalization(mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989), bgr=False, scale=1 / 255)
-
-NORMALIZATION: dict[str, Normalization] = {
-    "bninc": CAFFE_BGR,
-    "incv3": INCEPTION_RGB,
-    "res34": IMAGENET_RGB,
-    "res101": IMAGENET_RGB,
-    "res152": IMAGENET_RGB,
-    "r2p1d34": IG65M_RGB,
-}
-
-
-def normalization(backbone: str) -> Normalization:
-    """The normalisation of ``backbone``; unknown names raise ValueError listing the valid ones."""
-    if backbone not in NORMALIZATION:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(NORMALIZATION)}")
-    return NORMALIZATION[backbone]
-
 
 # --------------------------------------------------------------------------------------------------
 # Geometry helpers on (T, C, H, W) tensors

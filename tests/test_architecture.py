@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from egolib import backbones, config, models, pretrain, train, transforms
+from egolib import backbones, config, models, pretrain, train
 from egolib.config import RunConfig
 
 PACKAGE = Path(__file__).resolve().parents[1] / "egolib"
@@ -89,12 +89,25 @@ def test_method_registries_name_config_methods():
 
 def test_backbone_registries_name_config_backbones():
     assert tuple(backbones.BACKBONES) == config.BACKBONES
-    assert tuple(transforms.NORMALIZATION) == config.BACKBONES
+    assert tuple(backbones.INPUTS) == tuple(backbones.NORMALIZATION) == config.BACKBONES
     assert set(backbones.PRETRAINED_FILES) <= set(config.BACKBONES)
     aliases = {p for files in backbones.PRETRAINED_FILES.values() for p in files}
     # every alias is a pretrain name, except the IG-65M file before Kinetics fine-tuning (build_backbone only)
     assert aliases - set(config.PRETRAINS) == {"ig65m"}
     assert all(set(valid) <= set(config.BACKBONES) for valid in config.VALID_BACKBONES.values())
+
+
+def test_paper_input_sizes_are_the_backbone_tables():
+    for backbone in config.BACKBONES:
+        cfg = RunConfig.from_params({"method": "tsn", "backbone": backbone, "preset": "paper", "data_root": "/x"})
+        facts = backbones.INPUTS[backbone]
+        assert cfg.input_size == facts.input_size and cfg.snippet_length == (3 if facts.is_3d else 1)
+        assert train.scale_size(cfg) == backbones.scale_size(facts.input_size) == build_spec(backbone).scale_size
+        assert train.normalization(cfg) is build_spec(backbone).norm is facts.norm
+
+
+def build_spec(backbone: str) -> backbones.BackboneSpec:
+    return backbones.build_backbone(backbone, width=0.125).spec
 
 
 def test_recipes_and_presets_name_config_presets():

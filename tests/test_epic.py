@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from egolib import epic
-from egolib.transforms import NORMALIZATION, train_transform
+from egolib.backbones import NORMALIZATION
+from egolib.transforms import train_transform
 
 ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epic-annotations"
 EPIC55 = ANNOTATIONS / "epic55"

@@ -1,12 +1,13 @@
-"""egolib.transforms: normalisation per backbone, multi-scale crop + flip, centre crop, full frame."""
+"""egolib.transforms: normalisation (per backbone from egolib.backbones), multi-scale crop + flip, centre crop,
+full frame."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from egolib import config, transforms
-from egolib.transforms import NORMALIZATION
+from egolib import backbones, config, transforms
+from egolib.backbones import NORMALIZATION
 
 
 def pixel_clip(r: int, g: int, b: int, T: int = 2, H: int = 4, W: int = 6) -> torch.Tensor:
@@ -54,9 +55,9 @@ def test_invert_round_trips_and_registry_matches_backbones() -> None:
     for norm in NORMALIZATION.values():
         assert torch.equal(norm.invert(norm(clip)), clip)
     assert set(NORMALIZATION) == set(config.BACKBONES)
-    assert transforms.normalization("bninc") is transforms.CAFFE_BGR
+    assert backbones.normalization("bninc") is transforms.CAFFE_BGR
     with pytest.raises(ValueError, match="bninc, incv3, res34"):
-        transforms.normalization("vgg16")
+        backbones.normalization("vgg16")
 
 
 # --------------------------------------------------------------------------------------------------
