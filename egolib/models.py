@@ -357,13 +357,14 @@ def _classifier(backbone: nn.Module) -> nn.Module:
     return getattr(backbone, backbone.spec.classifier)
 
 
-def _insert_gsm(backbone: nn.Module, opts: dict[str, Any]) -> None:
-    n = gsm.insert_gsm(backbone, opts["num_segments"], **opts["gsm_options"])
+def _insert_gsm(backbone: nn.Module, *, num_segments: int, gsm_options: dict[str, Any],
+                backbone_weights: str | None) -> None:
+    n = gsm.insert_gsm(backbone, num_segments, **gsm_options)
     if n < 1:
         raise ValueError(f"insert_gsm placed no GSM into {backbone.spec.name!r}")
-    log.info("inserted %d GSMs into %s (num_segments=%d)", n, backbone.spec.name, opts["num_segments"])
-    if opts["backbone_weights"] is not None:
-        path = backbones.resolve_weights(backbone.spec.name, opts["backbone_weights"])
+    log.info("inserted %d GSMs into %s (num_segments=%d)", n, backbone.spec.name, num_segments)
+    if backbone_weights is not None:
+        path = backbones.resolve_weights(backbone.spec.name, backbone_weights)
         if has_gsm_keys(path):
             backbones.load_weights(backbone, path)  # a GSM-trained backbone, gates included
 
@@ -376,37 +377,64 @@ def has_gsm_keys(path: str | Path) -> bool:
     return any(".gsm." in k for k in backbones.read_state_dict(path))
 
 
-def _head(dims: tuple[int, int, int], classes: tuple[int, int, int], opts: dict[str, Any]) -> ActionBiasHead:
-    return ActionBiasHead(
-        *dims,
-        *classes,
-        bias_input=opts["head_bias_input"],
-        bias_affine=opts["head_bias_affine"],
-        detach_action=opts["head_detach_action"],
-    )
-
-
-def build_tsn(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> ConsensusModel:
-    """TSN baseline: the plain backbone, per-frame head, average consensus."""
+def build_tsn(
+    backbone: nn.Module,
+    classes: tuple[int, int, int],
+    *,
+    snippet_length: int = 1,
+    dropout: float = 0.5,
+    head_bias_input: str = "logits",
+    head_bias_affine: bool = False,
+    head_detach_action: bool = False,
+    num_segments: int | None = None,
+) -> ConsensusModel:
+    """TSN baseline: the plain backbone, per-frame head, average consensus (any T unless ``num_segments``)."""
     C = backbone.spec.feature_dim
-    head = _head((C, C, C), classes, opts)
-    return ConsensusModel(backbone, head, snippet_length=opts["snippet_length"], dropout=opts["dropout"])
+    head = ActionBiasHead(C, C, C, *classes, bias_input=head_bias_input, bias_affine=head_bias_affine,
+                          detach_action=head_detach_action)
+    return ConsensusModel(backbone, head, snippet_length=snippet_length, dropout=dropout, num_segments=num_segments)
 
 
-def build_gsm(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> ConsensusModel:
-    """GSM: TSN with Gate-Shift Modules inside the backbone (fixed T = num_segments)."""
-    _insert_gsm(backbone, opts)
-    model = build_tsn(backbone, classes, opts)
-    model.num_segments = opts["num_segments"]
-    return model
+def build_gsm(
+    backbone: nn.Module,
+    classes: tuple[int, int, int],
+    *,
+    num_segments: int,
+    gsm_options: dict[str, Any],
+    backbone_weights: str | None = None,
+    **head: Any,
+) -> ConsensusModel:
+    """GSM: TSN with Gate-Shift Modules inside the backbone (fixed T = num_segments).
+
+    ``head``: ``build_tsn``'s keyword arguments (snippet length, dropout, head options).
+    """
+    _insert_gsm(backbone, num_segments=num_segments, gsm_options=gsm_options, backbone_weights=backbone_weights)
+    return build_tsn(backbone, classes, num_segments=num_segments, **head)
 
 
-def build_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> EgoACO:
+def build_egoaco(
+    backbone: nn.Module,
+    classes: tuple[int, int, int],
+    *,
+    lsta_memory: int,
+    lsta_pool: int,
+    dictionary_size: int,
+    lsta_kernel: int = 3,
+    egoaco_clone: str = "top_stage",
+    egoaco_wiring: str = "report",
+    cap_selection: str = "hard",
+    snippet_length: int = 1,
+    dropout: float = 0.5,
+    head_bias_input: str = "logits",
+    head_bias_affine: bool = False,
+    head_detach_action: bool = False,
+    num_segments: int | None = None,
+) -> EgoACO:
     """EgoACO (reconstruction): clone the top stage or the classifier, three descriptors, the action-bias head."""
     spec = backbone.spec
-    C, M, K = spec.feature_dim, opts["lsta_memory"], opts["dictionary_size"]
+    C, M, K = spec.feature_dim, lsta_memory, dictionary_size
     fc = _classifier(backbone)
-    dictionaries = [Dictionary(C, K, selection=opts["cap_selection"]) for _ in range(3)]
+    dictionaries = [Dictionary(C, K, selection=cap_selection) for _ in range(3)]
     if isinstance(fc, nn.Linear) and tuple(fc.weight.shape) == (K, C):
         for d in dictionaries:
             d.copy_from_linear(fc)  # the pretrained classifier, cloned three times
@@ -414,35 +442,49 @@ def build_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[
     if spec.trunk[-len(spec.top) :] != spec.top:
         raise ValueError(f"{spec.name}: spec.top {spec.top} must be the last children of spec.trunk {spec.trunk}")
     tops = None
-    if opts["egoaco_clone"] == "top_stage":
+    if egoaco_clone == "top_stage":
         clone = [(n, getattr(backbone, n)) for n in spec.top]
         tops = nn.ModuleDict({k: nn.Sequential(OrderedDict(copy.deepcopy(clone))) for k in ("act", "obj", "ctx")})
         for n in spec.top:
             setattr(backbone, n, nn.Identity())
-    cell = LSTACell(C, M, opts["lsta_pool"], kernel_size=opts["lsta_kernel"])
-    wiring = opts["egoaco_wiring"]
+    # built in this order (LSTA, object attention, context pooling, head): the order of their random inits
+    lsta = LSTA(LSTACell(C, M, lsta_pool, kernel_size=lsta_kernel), dictionaries[0])
+    obj_pool = TemporallyCoherentAttention(dictionaries[1], AttentionRecurrence())
+    ctx_pool = ClassActivationPooling(dictionaries[2])
+    head = ActionBiasHead(*egoaco_head_dims(egoaco_wiring, M, C), *classes, bias_input=head_bias_input,
+                          bias_affine=head_bias_affine, detach_action=head_detach_action)
     return EgoACO(
         backbone,
         spec.trunk[: -len(spec.top)] if tops is not None else spec.trunk,
         tops,
-        LSTA(cell, dictionaries[0]),
-        TemporallyCoherentAttention(dictionaries[1], AttentionRecurrence()),
-        ClassActivationPooling(dictionaries[2]),
-        _head(egoaco_head_dims(wiring, M, C), classes, opts),
-        wiring=wiring,
+        lsta,
+        obj_pool,
+        ctx_pool,
+        head,
+        wiring=egoaco_wiring,
         stage3=tuple(n for n in spec.stage3 if tops is None or n not in spec.top),
         top_names=spec.top if tops is None else (),
-        snippet_length=opts["snippet_length"],
-        dropout=opts["dropout"],
+        snippet_length=snippet_length,
+        dropout=dropout,
+        num_segments=num_segments,
     )
 
 
-def build_gsm_egoaco(backbone: nn.Module, classes: tuple[int, int, int], opts: dict[str, Any]) -> EgoACO:
-    """EgoACO on a GSM backbone (GSMs inserted before the top stage is cloned, so each clone has its own)."""
-    _insert_gsm(backbone, opts)
-    model = build_egoaco(backbone, classes, opts)
-    model.num_segments = opts["num_segments"]
-    return model
+def build_gsm_egoaco(
+    backbone: nn.Module,
+    classes: tuple[int, int, int],
+    *,
+    num_segments: int,
+    gsm_options: dict[str, Any],
+    backbone_weights: str | None = None,
+    **egoaco: Any,
+) -> EgoACO:
+    """EgoACO on a GSM backbone (GSMs inserted before the top stage is cloned, so each clone has its own).
+
+    ``egoaco``: ``build_egoaco``'s keyword arguments.
+    """
+    _insert_gsm(backbone, num_segments=num_segments, gsm_options=gsm_options, backbone_weights=backbone_weights)
+    return build_egoaco(backbone, classes, num_segments=num_segments, **egoaco)
 
 
 MODELS: dict[str, Callable[..., StagedModel]] = {
@@ -532,7 +574,16 @@ def build_model(
         dictionary_size = fc.out_features if isinstance(fc, nn.Linear) else 1000
     model_args.update(dictionary_size=dictionary_size, gsm_options=dict(gsm_options or {}))
     json.dumps(model_args)  # must be serialisable: it travels in every checkpoint
-    model = MODELS[method](net, (num_verbs, num_nouns, num_actions), model_args)
+    kwargs = {"snippet_length": snippet_length, "dropout": dropout, "head_bias_input": head_bias_input,
+              "head_bias_affine": head_bias_affine, "head_detach_action": head_detach_action}
+    if "egoaco" in method:
+        kwargs |= {"lsta_memory": lsta_memory, "lsta_pool": lsta_pool, "lsta_kernel": lsta_kernel,
+                   "dictionary_size": dictionary_size, "egoaco_clone": egoaco_clone,
+                   "egoaco_wiring": egoaco_wiring, "cap_selection": cap_selection}
+    if "gsm" in method:
+        kwargs |= {"num_segments": num_segments, "gsm_options": dict(gsm_options or {}),
+                   "backbone_weights": backbone_weights}
+    model = MODELS[method](net, (num_verbs, num_nouns, num_actions), **kwargs)
     model.model_args = model_args
     model.set_stage(1)
     log.info(
