@@ -44,7 +44,6 @@ seed: int = 0  # SynthKitchens seed: the same seed gives byte-identical files
 # %matplotlib inline
 import logging
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,17 +53,17 @@ from IPython.display import display
 from matplotlib.patches import Rectangle
 
 from egolib import epic, synthetic
+from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 synthetic_data = not data_root
+root = RunConfig.from_params({"preset": preset, "data_root": data_root or None}).dataset_path  # what training reads
 if synthetic_data:
-    root = Path("data") / f"synthkitchens-{preset}"
     t0 = time.time()
     synthetic.ensure(root, preset=preset, seed=seed)
     print(f"SynthKitchens {preset} (seed {seed}) in {root}: ready after {time.time() - t0:.1f} s "
           f"({synthetic.disk_usage(root) / 1e6:.1f} MB on disk)")
 else:
-    root = Path(data_root)
     print(f"checking the EPIC-Kitchens-55 copy in {root}")
 
 # %% [markdown]
@@ -109,7 +108,7 @@ else:
 # %%
 verb_names = ann.verb_classes.class_key.tolist()
 noun_names = ann.noun_classes.class_key.tolist()
-many = ann.many_shot_shipped or ann.many_shot
+many = ann.many_shot_for_metrics
 print(f"many-shot threshold {threshold}: {len(many.verbs)} verbs, {len(many.nouns)} nouns, "
       f"{len(many.actions)} actions")
 
@@ -230,7 +229,7 @@ plt.show()
 # `tests/test_synthetic.py`), so a model that ignores frame order sees the same evidence for both.
 
 # %%
-pair = next(((a, b) for a, b in (("take", "put"), ("open", "close"), ("turn-on", "turn-off"), ("push", "pull"))
+pair = next(((a, b) for a, b in synthetic.REVERSAL_PAIRS
              if a in verb_names and b in verb_names
              and (ann.train.verb_class == verb_names.index(a)).any()
              and (ann.train.verb_class == verb_names.index(b)).any()), None)

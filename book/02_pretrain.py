@@ -35,15 +35,14 @@
 #
 # Nothing is downloaded. What is trained here is cached in
 # `runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/`, where `<key>` hashes what made it (the recipe,
-# the data and the library code), and reused by every training run (`03_train`) with the same key. The
-# parameters are those of `03_train`; this notebook pretrains the backbone of that configuration and then every
-# backbone the Table 1 variants of `configs/variants.yaml` need at the same preset.
+# the data and the library code), and reused by every training run (`03_train`) with the same key. This
+# notebook pretrains every backbone the Table 1 variants of `configs/variants.yaml` need at its preset, on its
+# data (`data_root`).
 
 # %%
 # %matplotlib inline
 # ruff: noqa: UP045  (papermill's parameter grammar reads `Optional[int]` but not `int | None`)
 import logging
-from pathlib import Path
 from typing import Optional
 
 import matplotlib.pyplot as plt
@@ -51,7 +50,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from egolib import book, synthetic, train
+from egolib import book, train
 from egolib import pretrain as pretraining
 from egolib.config import RunConfig
 
@@ -59,39 +58,17 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s
 sns.set_theme(style="whitegrid")
 
 # %% tags=["parameters"]
-method: str = "egoaco"  # tsn | gsm | egoaco | gsm_egoaco
-backbone: str = "res34"  # bninc | incv3 | res34 | res101 | res152 | r2p1d34
-pretrain: Optional[str] = None  # imagenet | epic | ig65m_kinetics | scratch (None: the report's choice)
 preset: str = "demo"  # smoke | demo | paper
 data_root: Optional[str] = None  # EPIC-Kitchens-55 root; None: the embedded SynthKitchens set of the preset
 seed: int = 0  # seeds data order, augmentation and initialisation
-num_segments: Optional[int] = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
-input_size: Optional[int] = None  # training crop side in pixels
-width: Optional[float] = None  # channel-width multiplier of the backbone (1.0: the standard network)
-epochs: Optional[int] = None  # epochs (GSM/TSN), or epochs of EgoACO stage 1
-epochs_stage2: Optional[int] = None  # EgoACO stage 2 epochs (+ cloned top layers)
-epochs_stage3: Optional[int] = None  # EgoACO stage 3 epochs (+ conv4_x / last Inception layers)
-warmup_epochs: Optional[int] = None  # linear warm-up epochs before the cosine schedule
-lr: Optional[float] = None  # initial learning rate (GSM/TSN, EgoACO stage 1)
-lr_stage2: Optional[float] = None  # EgoACO stage 2 learning rate
-lr_stage3: Optional[float] = None  # EgoACO stage 3 learning rate
-weight_decay: float = 0.0005  # SGD weight decay
-momentum: float = 0.9  # SGD momentum
-batch_size: Optional[int] = None  # clips per optimiser step (per process under DDP)
-dropout: float = 0.5  # dropout before the classifiers
-clip_grad: float = 20.0  # global L2 norm for gradient clipping (0 disables)
-test_clips: int = 2  # clips per test segment, predictions averaged
-test_crop: Optional[str] = None  # full (fully-convolutional, GSM) | centre (EgoACO)
-egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times, or only the fc dictionary
-lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
-lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 device: str = "auto"  # auto | cpu | cuda
-num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
-run_dir: Optional[str] = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>-s<seed>
 
 # %%
-cfg = RunConfig.from_params(train.notebook_params(globals()))
-display(pd.Series(cfg.to_dict(), name="value").to_frame())
+RunConfig.from_params(train.notebook_params(globals()))  # stops on a misspelt name, a wrong type or choice
+configs = [RunConfig.from_params({**variant, "preset": preset, "seed": seed, "data_root": data_root,
+                                  "device": device}) for variant in book.variants()]
+display(pd.DataFrame([{"method": c.method, "backbone": c.backbone, "pretrain": c.pretrain, "width": c.width}
+                      for c in configs]))
 
 # %% [markdown]
 # ## The stand-in sets
@@ -102,11 +79,8 @@ display(pd.Series(cfg.to_dict(), name="value").to_frame())
 # textures of the SynthKitchens test kitchens.
 
 # %%
-size = "smoke" if cfg.preset == "smoke" else "demo"
-objects, object_labels, object_names = synthetic.load_object_images(
-    synthetic.generate_object_images(Path("data") / f"objects-{size}", preset=size, seed=0))
-clips, clip_labels, motion_names = synthetic.load_motion_clips(
-    synthetic.generate_motion_clips(Path("data") / f"motion-{size}", preset=size, seed=0))
+objects, object_labels, object_names = pretraining.standin_set(preset, video=False)
+clips, clip_labels, motion_names = pretraining.standin_set(preset, video=True)
 fig, axes = plt.subplots(2, 8, figsize=(14, 4))
 for ax, i in zip(axes[0], range(0, 8 * 5, 5), strict=True):
     ax.imshow(objects[i].permute(1, 2, 0).numpy())
@@ -124,23 +98,15 @@ plt.show()
 # %% [markdown]
 # ## Pretrain
 #
-# First the backbone of this notebook's configuration, then every other one the Table 1 variants need (cached
-# ones are only looked up). GSM + EgoACO starts, as in the report, from the backbone of the trained GSM model
-# (`gsm` run of the same backbone), so its backbone is made when `03_train` trains it, after the GSM runs.
+# Every backbone the Table 1 variants need, each once (cached ones are only looked up). GSM + EgoACO starts, as
+# in the report, from the backbone of the trained GSM model (`gsm` run of the same backbone), so its backbone
+# is made when `03_train` trains it, after the GSM runs.
 
 # %%
-shared = {"preset": cfg.preset, "seed": cfg.seed, "data_root": cfg.data_root, "device": cfg.device}
-wanted = [cfg] + [RunConfig.from_params({**variant, **shared}) for variant in book.variants()]
-done: dict[str, pretraining.Pretraining] = {}
-for c in wanted:
-    key = f"{c.pretrain}-{c.backbone}"
-    if key not in done and (c is cfg or not (c.method == "gsm_egoaco" and c.pretrain == "epic")):
-        done[key] = pretraining.ensure(c, fit=train.fit_model)
+done = pretraining.ensure_all(configs, fit=train.fit_model)
 table = pd.DataFrame([{"pretrain": p.pretrain, "backbone": k.split("-", 1)[1], "source": p.source, "file": p.path}
                       for k, p in done.items()])
 display(table)
-display(Markdown(f"**This configuration ({cfg.backbone}, pretrain={cfg.pretrain}) uses:** "
-                 f"{done[f'{cfg.pretrain}-{cfg.backbone}'].describe()}."))
 
 # %% [markdown]
 # ## Learning curves of the stand-ins

@@ -443,6 +443,12 @@ class Epic55:
     test_s1_labels: pd.DataFrame | None = None
     test_s2_labels: pd.DataFrame | None = None
 
+    @property
+    def many_shot_for_metrics(self) -> ManyShot:
+        """The lists the metrics use: the shipped ones when present (SynthKitchens scales the threshold to its
+        size), else ``many_shot``."""
+        return self.many_shot_shipped or self.many_shot
+
 
 def load_epic55(annotations_dir: str | Path, many_shot_threshold: int = 100) -> Epic55:
     """Read an EPIC-55-layout annotation folder (the real one or SynthKitchens' ``annotations/``)."""

@@ -139,14 +139,14 @@ def cache_key(cfg: RunConfig) -> dict[str, Any]:
         A JSON-serialisable dict; its hash (``key_hash``) names the cache folder and is checked against the
         folder's ``config.json`` before the cache is used.
     """
-    if _gsm_backbone(cfg):
+    if from_gsm_run(cfg):
         made = {"kind": "epic_gsm", "run": _run_recipe(gsm_config(cfg, Path("."))), "data": _data_identity(cfg)}
     elif cfg.pretrain == "epic":
         made = {"kind": "epic", "run": _run_recipe(epic_config(cfg, Path("."))), "data": _data_identity(cfg)}
     else:
         video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
         made = {"kind": "standin", "backbone": cfg.backbone, "width": cfg.width, "input_size": cfg.input_size,
-                "data": {"dataset": _standin_set(cfg, video).name, "generator_seed": 0},
+                "data": {"dataset": _standin_path(cfg.preset, video).name, "generator_seed": 0},
                 "recipe": STANDIN_RECIPES[cfg.preset], "seed": 0}
     return made | {"code_version": runs.code_version()}
 
@@ -164,8 +164,9 @@ def _is_cached(out: Path, key: dict[str, Any]) -> bool:
     return json.loads(config.read_text()).get("cache_key") == key
 
 
-def _gsm_backbone(cfg: RunConfig) -> bool:
-    """GSM + EgoACO with EPIC pretraining starts from an EPIC-trained GSM backbone (the report's GSM models)."""
+def from_gsm_run(cfg: RunConfig) -> bool:
+    """GSM + EgoACO with EPIC pretraining starts from an EPIC-trained GSM backbone (the report's GSM models):
+    the backbone of the ``gsm`` run of the same backbone and preset, made after that run."""
     return cfg.method == "gsm_egoaco" and cfg.pretrain == "epic"
 
 
@@ -183,7 +184,7 @@ def resolve(cfg: RunConfig) -> Pretraining:
     """What ``cfg``'s backbone starts from, without training anything."""
     if cfg.pretrain == "scratch":
         return Pretraining("scratch", "random initialisation", None, True)
-    gsm_backbone = _gsm_backbone(cfg)
+    gsm_backbone = from_gsm_run(cfg)
     real = None if gsm_backbone else real_weights(cfg.backbone, cfg.pretrain, cfg.width)
     if real is not None:
         return Pretraining(cfg.pretrain, "real weights", str(real), True)
@@ -218,7 +219,7 @@ def ensure(cfg: RunConfig, *, fit: FitFunction | None = None, progress: bool = T
                 log.warning("%s was made with another cache key: training it again", out)
                 (out / runs.DONE).unlink()
             t0 = time.perf_counter()
-            if _gsm_backbone(cfg):
+            if from_gsm_run(cfg):
                 _pretrain_epic_gsm(cfg, out, fit, key, progress=progress)
             elif cfg.pretrain == "epic":
                 _pretrain_epic(cfg, out, fit, key, progress=progress)
@@ -226,6 +227,23 @@ def ensure(cfg: RunConfig, *, fit: FitFunction | None = None, progress: bool = T
                 _pretrain_standin(cfg, out, key, progress=progress)
             log.info("pretrained %s in %.0f s", out, time.perf_counter() - t0)
     return resolve(cfg)
+
+
+def ensure_all(configs: list[RunConfig], *, fit: FitFunction, progress: bool = True) -> dict[str, Pretraining]:
+    """``ensure`` for each (pretrain, backbone) of ``configs`` once, in order.
+
+    The GSM + EgoACO backbones that start from a GSM run (``from_gsm_run``) are left out: they are made when
+    those runs are trained, after the GSM runs.
+
+    Returns:
+        ``{"<pretrain>-<backbone>": Pretraining}``.
+    """
+    done: dict[str, Pretraining] = {}
+    for cfg in configs:
+        key = f"{cfg.pretrain}-{cfg.backbone}"
+        if key not in done and not from_gsm_run(cfg):
+            done[key] = ensure(cfg, fit=fit, progress=progress)
+    return done
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,22 +260,31 @@ def _logits(backbone: nn.Module, x: Tensor, num_classes: int) -> Tensor:
     return getattr(backbone, backbone.spec.classifier)(z)[:, :num_classes]
 
 
-def _standin_set(cfg: RunConfig, video: bool) -> Path:
+def _standin_path(preset: str, video: bool) -> Path:
     """``data/motion-<size>`` or ``data/objects-<size>``: the stand-in sets come in two sizes, smoke and demo."""
-    size = "smoke" if cfg.preset == "smoke" else "demo"
-    return Path("data") / f"{'motion' if video else 'objects'}-{size}"
+    return Path("data") / f"{'motion' if video else 'objects'}-{'smoke' if preset == 'smoke' else 'demo'}"
+
+
+def standin_set(preset: str, *, video: bool) -> tuple[Tensor, Tensor, list[str]]:
+    """A stand-in pretraining set of ``preset``'s size (generated first when missing, seed 0).
+
+    Returns:
+        ``(items, labels, class_names)``: uint8 object images ``(N, 3, H, W)`` or, with ``video``, motion clips
+        ``(N, T, 3, H, W)``; int64 labels ``(N,)``.
+    """
+    path = _standin_path(preset, video)
+    size = "smoke" if preset == "smoke" else "demo"
+    if video:
+        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0))
+    else:
+        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0))
+    return x, y, list(names)
 
 
 def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, list[str], bool]:
     """uint8 items (images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)``), labels, class names, is-video."""
     video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
-    path = _standin_set(cfg, video)
-    size = "smoke" if cfg.preset == "smoke" else "demo"
-    if video:
-        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0))
-    else:
-        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0))
-    return x, y, list(names), video
+    return *standin_set(cfg.preset, video=video), video
 
 
 def _to_input(item: Tensor, tf: Any, video: bool) -> Tensor:

@@ -38,6 +38,8 @@ from egolib import synthetic_render as R
 from egolib.progress import tqdm
 from egolib.runs import DONE, write_bytes, write_json, write_text
 
+REVERSAL_PAIRS = R.REVERSAL_PAIRS  # verb pairs whose reversed motion programs are each other's (the order probe)
+
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # bump when the generator's output changes: folders made by another version are refused

@@ -229,7 +229,7 @@ class Data:
 
     def many_shot(self):
         """The many-shot lists shipped with the data (SynthKitchens scales the threshold), else recomputed."""
-        return self.epic.many_shot_shipped or self.epic.many_shot
+        return self.epic.many_shot_for_metrics
 
 
 def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
