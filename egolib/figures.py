@@ -137,7 +137,7 @@ def heatmap_player(
         for o in options:
             lo, hi = ranges[o]
             for t in range(T):
-                m = np.asarray(clip.maps[o][t], dtype=np.float64)  # (mh, mw)
+                m = np.asarray(clip.maps[o][t], dtype=np.float32)  # (mh, mw); sent as compact binary
                 mh, mw = m.shape
                 index["map", c, o, t] = len(fig.data)
                 fig.add_trace(go.Heatmap(
@@ -184,8 +184,8 @@ def heatmap_grid(clip: MapClip, *, signed: bool = False, opacity: float = 0.5, c
     ranges = _ranges([clip], signed)
     cmap = cmap or ("RdBu_r" if signed else "inferno")
     T, h, w, _ = clip.frames.shape
-    fig, axes = plt.subplots(len(options), T, figsize=(1.9 * T * w / max(h, w) + 1, 1.9 * len(options) + 0.4),
-                             squeeze=False)
+    size = 1.6 * T * w / max(h, w) + 1, 1.6 * len(options) + 0.4
+    fig, axes = plt.subplots(len(options), T, figsize=size, squeeze=False, dpi=72)
     labels = clip.frame_labels or [f"t={t}" for t in range(T)]
     for r, o in enumerate(options):
         lo, hi = ranges[o]

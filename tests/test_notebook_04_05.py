@@ -1,0 +1,119 @@
+"""book/04_gsm_gates and book/05_lsta_attention: typed parameters, paired with their .py, a missing run named
+with the command that trains it, and both chapters under papermill on smoke runs (plotly figures in the
+outputs, the CSVs and summary.json the book driver reads)."""
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill as pm
+import pytest
+
+from egolib import train
+from egolib.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+GATES = ROOT / "book" / "04_gsm_gates.ipynb"
+ATTENTION = ROOT / "book" / "05_lsta_attention.ipynb"
+COMMON = {"preset": ("str", "demo"), "seed": ("int", 0), "runs": ("str", "runs"), "run": ("str", "")}
+
+
+@pytest.mark.parametrize(("notebook", "own"), [(GATES, {"baseline"}), (ATTENTION, {"limit"})], ids=["04", "05"])
+def test_parameters_are_typed_with_help(notebook, own):
+    params = pm.inspect_notebook(str(notebook))
+    for name, (kind, default) in COMMON.items():
+        assert (params[name]["inferred_type_name"], ast.literal_eval(params[name]["default"])) == (kind, default), name
+    assert own <= set(params) and all(p["help"] for p in params.values())
+
+
+@pytest.mark.parametrize("notebook", [GATES, ATTENTION], ids=["04", "05"])
+def test_ipynb_is_the_paired_py_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    paired = jupytext.read(notebook.with_suffix(".py"))
+    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in paired.cells]
+    assert nb.metadata.kernelspec.name == "python3"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+@pytest.mark.slow
+def test_a_missing_run_stops_the_chapter_with_the_command_that_trains_it(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(GATES), str(tmp_path / "out.ipynb"), parameters={"preset": "smoke", "seed": 2},
+                            cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    assert err.value.ename == "FileNotFoundError"
+    assert ("papermill book/03_train.ipynb runs/gsm-bninc-epic-smoke-s2/train.ipynb -p method gsm -p backbone bninc "
+            "-p pretrain epic -p preset smoke -p seed 2") in err.value.evalue
+
+
+# --------------------------------------------------------------------------------------------------
+# Both chapters on smoke runs (from random initialisation: no pretraining to make, seconds to train)
+
+RUNS = {m: f"{m}-res34-scratch-smoke-s0" for m in ("tsn", "gsm", "egoaco")}
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probes")
+    cwd = os.getcwd()
+    os.chdir(root)  # run folders and the data set are relative to the working directory
+    try:
+        for method in RUNS:
+            train.run(RunConfig.from_params({"method": method, "backbone": "res34", "pretrain": "scratch",
+                                             "preset": "smoke"}), progress=False)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def execute(notebook: Path, root: Path, parameters: dict) -> list:
+    out = root / f"{notebook.stem}.out.ipynb"
+    pm.execute_notebook(str(notebook), str(out), parameters={"preset": "smoke", **parameters}, cwd=str(root),
+                        kernel_name="python3", progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def plotly_outputs(outputs: list) -> list:
+    """Plotly figures as the book renders them: the mimetype for JupyterLab and an HTML twin calling Plotly."""
+    figs = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert all("Plotly.newPlot" in o["data"]["text/html"] for o in figs)
+    return figs
+
+
+def read_summary(path: Path, keys: set[str]) -> dict:
+    summary = json.loads(path.read_text())
+    assert set(summary) == keys
+    for v in summary.values():
+        assert set(v) == {"value", "unit", "label"} and v["unit"] == "%" and 0 <= v["value"] <= 100
+    return summary
+
+
+@pytest.mark.slow
+def test_gate_chapter_runs_on_smoke_runs(smoke_runs):
+    outputs = execute(GATES, smoke_runs, {"run": RUNS["gsm"], "baseline": RUNS["tsn"]})
+    figs = plotly_outputs(outputs)
+    assert len(figs) >= 3  # gate statistics, the gate player, the order probe
+    player = max(figs, key=lambda o: len(o["data"]["application/vnd.plotly.v1+json"]["data"]))
+    layout = player["data"]["application/vnd.plotly.v1+json"]["layout"]
+    assert layout["sliders"][0]["steps"] and len(layout["updatemenus"][0]["buttons"]) > 1
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # the static twins
+    out = smoke_runs / "runs" / "book" / "04_gsm_gates"
+    read_summary(out / "summary.json", {"order_pairs_gsm", "order_pairs_tsn", "order_flip_gsm", "order_flip_tsn"})
+    assert {"gate_stats.csv", "order_probe.csv", "order_predictions.csv"} <= {p.name for p in out.iterdir()}
+    assert len((out / "gate_stats.csv").read_text().splitlines()) == 1 + 16  # one row per GSM of ResNet-34
+
+
+@pytest.mark.slow
+def test_attention_chapter_runs_on_smoke_runs(smoke_runs):
+    outputs = execute(ATTENTION, smoke_runs, {"run": RUNS["egoaco"]})
+    figs = plotly_outputs(outputs)
+    assert len(figs) >= 3  # the attention player, the pointing game, best and worst clip
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    out = smoke_runs / "runs" / "book" / "05_lsta_attention"
+    keys = {f"pointing_{b}_{s}" for b in ("act", "obj", "ctx", "centre", "random") for s in ("s1", "s2")}
+    read_summary(out / "summary.json", keys)
+    assert {"pointing.csv", "pointing_frames.csv"} <= {p.name for p in out.iterdir()}
