@@ -170,6 +170,16 @@ display(Markdown("Layers shown: " + ", ".join(f"L{i} = `{gate_names[i]}`" for i 
 figures.heatmap_player(player_clips, title=f"{run}: GSM gates", signed=True).show()
 
 # %% [markdown]
+# In JupyterLab the same functions take any test clip. Pick a split and an index, capture its gates and play
+# them:
+#
+# ```python
+# pc = gsm_run.clip("s2", 7)
+# cap = probes.capture(gsm_run.model, pc.clip[None])
+# maps = {f"L{i} group 1 (from past)": g[0, :, 1].numpy() for i, g in enumerate(cap.gates)}
+# figures.heatmap_player([figures.MapClip("my clip", pc.frames, maps, pc.boxes)], signed=True)
+# ```
+#
 # The first clip, static (one row per map, one column per frame):
 
 # %%

@@ -109,6 +109,13 @@ player_clips = [attention_clip("s1", int(i)) for i in np.unique(picks)]
 figures.heatmap_player(player_clips, title=f"{run}: attention per branch").show()
 
 # %% [markdown]
+# In JupyterLab the same functions take any test clip. For example, `attention_clip("s2", 7)` builds the
+# player's input for clip 7 of S2:
+#
+# ```python
+# figures.heatmap_player([attention_clip("s2", 7)])
+# ```
+#
 # The first clip, static (one row per branch, one column per frame):
 
 # %%

@@ -321,7 +321,7 @@ class ProbeRun:
         frames = self.view(raw).permute(0, 2, 3, 1).numpy()  # (T, h, w, 3)
         boxes = np.full((len(middle), 4), np.nan)
         if self.boxes is not None:
-            rows = self.boxes[self.boxes.uid.astype(str) == item["uid"]].set_index("frame")
+            rows = self.boxes[self.boxes.uid == item["uid"]].set_index("frame")
             px = rows.reindex(middle)[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)  # NaN where absent
             boxes = self.view_boxes(px, tuple(raw.shape[-2:]))
         return ProbeClip(item["uid"], int(item["verb"]), int(item["noun"]), item["clip"], frames, boxes, middle)
@@ -329,13 +329,14 @@ class ProbeRun:
 
 def read_active_boxes(dataset_root: str | Path) -> pd.DataFrame | None:
     """The visible active-object boxes of a SynthKitchens set (``annotations/synth_object_boxes.csv``), or None
-    for a data set without them (EPIC-Kitchens). Columns ``uid, frame, x1, y1, x2, y2`` in frame pixels."""
+    for a data set without them (EPIC-Kitchens). Columns ``uid`` (str), ``frame, x1, y1, x2, y2`` (frame pixels)."""
     path = Path(dataset_root) / "annotations" / BOXES_CSV
     if not path.is_file():
         return None
     boxes = pd.read_csv(path)
     boxes = boxes[(boxes.role == "active") & (boxes.visible == 1)]
-    return boxes[["uid", "frame", "x1", "y1", "x2", "y2"]].drop_duplicates(["uid", "frame"]).reset_index(drop=True)
+    boxes = boxes[["uid", "frame", "x1", "y1", "x2", "y2"]].drop_duplicates(["uid", "frame"]).reset_index(drop=True)
+    return boxes.assign(uid=boxes.uid.astype(str))
 
 
 def open_run(runs: str | Path, name: str) -> ProbeRun:

@@ -1,4 +1,4 @@
-"""book/04_gsm_gates and book/05_lsta_attention: typed parameters, paired with their .py, a missing run named
+"""book/04_gsm_gates and book/05_lsta_attention (pairing: test_book.py): typed parameters, a missing run named
 with the command that trains it, and both chapters under papermill on smoke runs (plotly figures in the
 outputs, the CSVs and summary.json the book driver reads)."""
 
@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import jupytext
 import nbformat
 import papermill as pm
 import pytest
@@ -27,16 +26,6 @@ def test_parameters_are_typed_with_help(notebook, own):
     for name, (kind, default) in COMMON.items():
         assert (params[name]["inferred_type_name"], ast.literal_eval(params[name]["default"])) == (kind, default), name
     assert own <= set(params) and all(p["help"] for p in params.values())
-
-
-@pytest.mark.parametrize("notebook", [GATES, ATTENTION], ids=["04", "05"])
-def test_ipynb_is_the_paired_py_without_outputs(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    paired = jupytext.read(notebook.with_suffix(".py"))
-    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in paired.cells]
-    assert nb.metadata.kernelspec.name == "python3"
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
 
 
 @pytest.mark.slow
