@@ -200,6 +200,11 @@ plt.show()
 #
 # A model that ignores order has `flip` = 0 and `acc_backward` = `acc_forward`. The report claims that GSM
 # models time. If so, its `flip` and `acc_backward_swapped` should clearly beat TSN's.
+#
+# The book's TSN baseline (`configs/variants.yaml`) uses a ResNet-34, not the GSM run's backbone, so it also
+# differs in backbone and pretraining. `flip` is the cleaner measure because TSN's is 0 by construction: its
+# consensus averages frames. For a comparison on one backbone, pass `-p baseline` a TSN run with the GSM's
+# backbone.
 
 # %%
 order_rows, predictions = [], {}
