@@ -311,20 +311,25 @@ class ProbeRun:
         return out
 
     def clip(self, split: str, index: int) -> ProbeClip:
-        """Test clip ``index`` of ``split`` (dataset order) with its frames and active-object boxes."""
+        """Test clip ``index`` of ``split`` (dataset order) with its frames and active-object boxes.
+
+        The model input is the dataset's item (``clip`` equals ``dataset(split)[index]["clip"]``); the frames are
+        decoded once.
+        """
         ds = self.dataset(split)
-        item = ds[index]
         numbers = ds.frame_numbers(index)
+        raw = ds.frames.read(ds.participants[index], ds.videos[index], numbers, uid=ds.uids[index])  # (T*L, 3, H, W)
         L = self.cfg.snippet_length
-        middle = numbers[L // 2 :: L]  # (T,) the middle frame of each snippet
-        raw = ds.frames.read(ds.participants[index], ds.videos[index], middle, uid=ds.uids[index])  # (T, 3, H, W)
-        frames = self.view(raw).permute(0, 2, 3, 1).numpy()  # (T, h, w, 3)
-        boxes = np.full((len(middle), 4), np.nan)
+        middle = raw[L // 2 :: L]  # (T, 3, H, W): the middle frame of each snippet
+        shown = numbers[L // 2 :: L]
+        frames = self.view(middle).permute(0, 2, 3, 1).numpy()  # (T, h, w, 3)
+        boxes = np.full((len(shown), 4), np.nan)
+        uid = ds.uids[index]
         if self.boxes is not None:
-            rows = self.boxes[self.boxes.uid == item["uid"]].set_index("frame")
-            px = rows.reindex(middle)[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)  # NaN where absent
+            rows = self.boxes[self.boxes.uid == uid].set_index("frame")
+            px = rows.reindex(shown)[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)  # NaN where absent
             boxes = self.view_boxes(px, tuple(raw.shape[-2:]))
-        return ProbeClip(item["uid"], int(item["verb"]), int(item["noun"]), item["clip"], frames, boxes, middle)
+        return ProbeClip(uid, ds.verbs[index], ds.nouns[index], ds.transform(raw), frames, boxes, shown)
 
 
 def read_active_boxes(dataset_root: str | Path) -> pd.DataFrame | None:

@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill as pm
 import pytest
+import torch
 
-from egolib import train
+from egolib import probes, train
 from egolib.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,21 @@ def smoke_runs(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return root
+
+
+@pytest.mark.slow
+def test_a_probe_clip_is_the_models_test_clip_with_its_boxes_in_view(smoke_runs, monkeypatch):
+    monkeypatch.chdir(smoke_runs)
+    for method in ("gsm", "egoaco"):
+        run = probes.open_run("runs", RUNS[method])
+        item = run.dataset("s2")[3]
+        pc = run.clip("s2", 3)
+        assert torch.equal(pc.clip, item["clip"]) and pc.uid == item["uid"] and pc.verb == item["verb"] >= 0
+        T = run.cfg.num_segments
+        assert pc.frames.shape == (T, *pc.clip.shape[-2:], 3) and pc.frames.dtype == np.uint8
+        assert pc.boxes.shape == (T, 4) and pc.visible.any()
+        b = pc.boxes[pc.visible]
+        assert ((0 <= b) & (b <= 1)).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
 
 
 def execute(notebook: Path, root: Path, parameters: dict) -> list:
