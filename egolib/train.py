@@ -41,13 +41,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from egolib import backbones, epic, metrics, models, pretrain, runs, submission, synthetic, transforms
+from egolib import backbones, epic, models, pretrain, runs, scores, submission, synthetic, transforms
 from egolib.config import (
     RunConfig,
     notebook_params,  # noqa: F401  (chapters call it as train.notebook_params)
 )
 from egolib.optim import WarmupCosine, rng_state, seed_everything, set_rng_state
 from egolib.progress import tqdm
+from egolib.scores import action_dicts
 
 log = logging.getLogger(__name__)
 
@@ -611,19 +612,22 @@ def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, d
     return [all_uids[i] for i in order], logits_all
 
 
-def action_dicts(action_logits: np.ndarray, actions: list[tuple[int, int]], k: int = 100) -> list[dict]:
-    """The top-``k`` (verb, noun) pairs of the action head per segment, as the metrics' action dicts.
-
-    Args:
-        action_logits: ``(N, A)`` logits over ``actions``.
-        actions: the A (verb, noun) pairs of the training split.
-
-    Returns:
-        N dicts ``{(verb, noun): logit}`` of ``min(k, A)`` entries each.
-    """
-    k = min(k, action_logits.shape[1])
-    top = np.argsort(-action_logits, axis=1, kind="stable")[:, :k]  # (N, k) best first
-    return [{actions[j]: float(row[j]) for j in idx} for row, idx in zip(action_logits, top, strict=True)]
+def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: Dist, *,
+                progress: bool = True) -> scores.Scores:
+    """``cfg.test_clips`` test clips of every ``s1``/``s2`` segment, logits averaged, as a score file's content
+    (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden) and the many-shot lists."""
+    clips = []
+    for k in range(cfg.test_clips):
+        ds = test_dataset(cfg, data, split, clip_index=k % 2)
+        uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress)
+        clips.append(logits)
+    avg = {t: np.mean([c[t] for c in clips], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
+    segments, labelled = data.test_segments(split)
+    if [str(u) for u in segments["uid"]] != uids:
+        raise RuntimeError(f"test {split}: predictions came back in another order than the segments")
+    labels = [segments[f"{t}_class"].to_numpy() if labelled else None for t in ("verb", "noun")]
+    dataset = f"SynthKitchens {cfg.preset}" if data.synthetic else "EPIC-Kitchens-55"
+    return scores.make(uids, avg, data.actions, *labels, data.many_shot(), dataset)
 
 
 def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: Data | None = None,
@@ -632,7 +636,8 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
 
     GSM/TSN (``test_crop=full``): whole frames, shorter side ``scale_size(cfg)``, fully-convolutional;
     EgoACO (``centre``): centre crop ``input_size`` of the ``scale_size`` frame. Writes ``scores_s1.npz`` and
-    ``scores_s2.npz`` (uid, verb, noun, action logits), ``metrics.json`` (EPIC-55 metrics per split when the
+    ``scores_s2.npz`` (``egolib.scores``: uid, verb, noun, action logits, action vocabulary, labels, many-shot
+    lists), ``metrics.json`` (EPIC-55 metrics per split when the
     data set has test labels; the pretraining used; the protocol) and ``submission.zip`` (EPIC-55 challenge
     format) into the run folder.
 
@@ -652,27 +657,16 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
                      "input_size": cfg.input_size, "num_segments": cfg.num_segments,
                      "action_scores": "action head (top-100 pairs)"},
     }
-    scores = {}
+    split_scores = {}
     for split in ("s1", "s2"):
-        clips = []
-        for k in range(cfg.test_clips):
-            ds = test_dataset(cfg, data, split, clip_index=k % 2)
-            uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress)
-            clips.append(logits)
-        avg = {t: np.mean([c[t] for c in clips], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
-        scores[split] = (uids, avg)
+        s = test_scores(cfg, model, data, split, dist, progress=progress)
+        split_scores[split] = (s.uid.tolist(), {t: getattr(s, t) for t in TASKS})
         if dist.is_main:
-            with runs.atomic_open(run_dir / f"scores_{split}.npz", "wb") as f:
-                np.savez(f, uid=np.array(uids), **avg)
-        segments, labelled = data.test_segments(split)
-        if labelled:
-            ms = data.many_shot()
-            result[split] = metrics.epic55_metrics(
-                avg["verb"], avg["noun"], segments["verb_class"].to_numpy(), segments["noun_class"].to_numpy(),
-                ms.verbs, ms.nouns, ms.actions, action_scores=action_dicts(avg["action"], data.actions),
-            )
+            scores.write(run_dir / f"scores_{split}.npz", s)
+        if s.labelled:
+            result[split] = s.metrics()
     if dist.is_main:
-        _write_submission(run_dir, scores, data.actions)
+        _write_submission(run_dir, split_scores, data.actions)
         runs.write_json(run_dir / METRICS, result)
     _barrier(dist)
     return result

@@ -1,0 +1,784 @@
+"""Ensembles by score averaging: the report's Tables 1 and 2 recomputed from score files, and their ablations.
+
+Read top-down:
+
+    the report   Table 2 (and the best single model) as data, from the technical report
+    config       ``configs/ensembles.yaml``: members are runs (method, backbone, pretrain) or other ensembles
+                 (nested to any depth); unknown names and cycles are refused
+    members      a run's score files (``egolib.scores``); a missing run names the command that trains it
+    averaging    checks (same uids, class spaces, action vocabulary), then the mean of softmax scores (the
+                 report "averages classification scores") or of raw logits (the released GSM code sums logits)
+    tables       Table 1 (membership), Table 2 (EPIC-55 metrics per setting through ``egolib.metrics``)
+    ablations    leave-one-out, greedy forward selection, accuracy vs size, nested vs flat, pairwise
+                 disagreement and oracle accuracy, the GSM test protocol (full frame vs centre crop)
+    CLI          ``python -m egolib.ensemble --runs runs --preset demo --out DIR`` (Table 2, score files, zips);
+                 ``python -m egolib.ensemble rescore runs/<name>`` (a run's score files from its checkpoint)
+
+An ensemble's averaged scores are a score file like a run's (``average`` says which mean it holds). A nested
+member (Ensemble 3 holds Ensembles 1 and 2) enters the mean as one member with its own averaged scores, so the
+runs it holds weigh less than Ensemble 3's own runs (``leaf_weights``); ``flat`` averages the same runs equally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from egolib import metrics, runs, scores, submission
+from egolib.config import BACKBONES, METHODS, PRESETS, PRETRAINS, RunConfig
+from egolib.scores import TASKS, Scores
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("s1", "s2")
+SETTINGS = {"s1": "S1", "s2": "S2"}
+AVERAGES = ("softmax", "logits")
+TABLE2_COLUMNS = ["name", "setting", "task", "top1", "top5", "precision", "recall"]
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ensembles.yaml"
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. The report (paper.md): Table 2 on the EPIC-Kitchens-55 test server, in percent.
+
+REPORT_DATA = "EPIC-Kitchens-55 test server (the report)"
+REPORT_TABLE2 = pd.DataFrame(
+    [
+        # setting, ensemble, top-1 verb/noun/action, top-5 verb/noun/action, precision v/n/a, recall v/n/a
+        ("S1", "ensemble1", 66.98, 47.21, 37.28, 89.71, 71.05, 58.18, 57.91, 43.25, 18.84, 45.41, 43.96, 22.70),
+        ("S1", "ensemble2", 68.41, 48.76, 38.80, 90.54, 72.41, 60.41, 59.64, 44.74, 21.40, 47.45, 45.56, 23.78),
+        ("S1", "ensemble3", 68.68, 49.35, 40.00, 90.97, 72.45, 60.23, 60.63, 45.45, 21.82, 47.19, 45.84, 24.34),
+        ("S2", "ensemble1", 54.15, 31.38, 23.63, 80.81, 56.54, 41.99, 27.72, 24.43, 12.02, 23.50, 28.46, 17.71),
+        ("S2", "ensemble2", 55.96, 32.23, 24.79, 81.56, 58.83, 44.14, 32.97, 26.43, 12.84, 25.16, 29.56, 18.31),
+        ("S2", "ensemble3", 56.67, 33.90, 25.71, 81.87, 59.68, 44.42, 30.72, 27.25, 12.74, 25.09, 29.46, 17.93),
+    ],
+    columns=["setting", "name", *(f"{m}_{t}" for m in ("top1", "top5", "precision", "recall") for t in TASKS)],
+)
+# The report's best single model: EgoACO, R(2+1)D ResNet-34 (IG-65M + Kinetics), action top-1 per setting.
+REPORT_BEST_SINGLE = {"run": "egoaco-r2p1d34-ig65m_kinetics", "S1": 37.32, "S2": 23.35}
+
+
+def report_table2() -> pd.DataFrame:
+    """The report's Table 2 in this module's long format (``TABLE2_COLUMNS``, percent)."""
+    long = REPORT_TABLE2.melt(id_vars=["setting", "name"], var_name="metric_task")
+    long[["metric", "task"]] = long["metric_task"].str.rsplit("_", n=1, expand=True)
+    table = long.pivot_table(index=["name", "setting", "task"], columns="metric", values="value").reset_index()
+    return _order(table[TABLE2_COLUMNS])
+
+
+def _order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows by name (first appearance), setting, then task in verb, noun, action order."""
+    names = list(dict.fromkeys(table["name"]))
+    key = {"name": names.index, "setting": lambda s: s, "task": TASKS.index}
+    return table.sort_values(["name", "setting", "task"], key=lambda c: c.map(key[c.name]),
+                             kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Config: configs/ensembles.yaml
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member: a run (``method``, ``backbone``, ``pretrain``) or an ensemble (``ensemble``)."""
+
+    method: str | None = None
+    backbone: str | None = None
+    pretrain: str | None = None
+    ensemble: str | None = None
+
+    @property
+    def is_run(self) -> bool:
+        return self.ensemble is None
+
+    def run_name(self, preset: str, seed: int) -> str:
+        """The run folder's name, as ``RunConfig.name`` spells it (e.g. ``gsm-bninc-epic-demo-s0``)."""
+        return RunConfig(method=self.method, backbone=self.backbone, pretrain=self.pretrain, preset=preset,
+                         seed=seed).name
+
+    def label(self) -> str:
+        return self.ensemble if self.ensemble else f"{self.method}-{self.backbone}-{self.pretrain}"
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """The ensembles of a config file, each a list of members, in file order; checked free of cycles."""
+
+    ensembles: dict[str, tuple[Member, ...]]
+    path: str = "ensembles.yaml"
+
+    def members(self, name: str) -> tuple[Member, ...]:
+        if name not in self.ensembles:
+            raise KeyError(f"no ensemble {name!r} in {self.path}; it defines {', '.join(self.ensembles)}")
+        return self.ensembles[name]
+
+    def runs(self, name: str | None = None) -> list[Member]:
+        """The distinct runs of ensemble ``name`` at any depth (of every ensemble when None), in first-seen order."""
+        names = [name] if name is not None else list(self.ensembles)
+        seen: dict[Member, None] = {}
+        for n in names:
+            for m in self.members(n):
+                for r in ([m] if m.is_run else self.runs(m.ensemble)):
+                    seen.setdefault(r, None)
+        return list(seen)
+
+    def leaf_weights(self, name: str) -> dict[Member, float]:
+        """Each run's weight in ensemble ``name`` once nested members are expanded (the weights sum to 1).
+
+        Averaging is linear in the averaged space, so the nested mean equals this weighted mean of the runs.
+        """
+        members = self.members(name)
+        weights: dict[Member, float] = {}
+        for m in members:
+            inner = {m: 1.0} if m.is_run else self.leaf_weights(m.ensemble)
+            for run, w in inner.items():
+                weights[run] = weights.get(run, 0.0) + w / len(members)
+        return weights
+
+
+_RUN_KEYS = {"method": METHODS, "backbone": BACKBONES, "pretrain": PRETRAINS}
+
+
+def _member(entry: Any, where: str) -> Member:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: a member is a mapping {{method, backbone, pretrain}} or {{ensemble}}, "
+                         f"got {entry!r}")
+    if set(entry) == {"ensemble"}:
+        return Member(ensemble=str(entry["ensemble"]))
+    if set(entry) != set(_RUN_KEYS):
+        raise ValueError(f"{where}: member {entry!r} must have exactly the keys method, backbone, pretrain "
+                         "(a run) or ensemble (a nested ensemble)")
+    for key, valid in _RUN_KEYS.items():
+        if entry[key] not in valid:
+            raise ValueError(f"{where}: unknown {key} {entry[key]!r}; choose one of {', '.join(valid)}")
+    return Member(method=entry["method"], backbone=entry["backbone"], pretrain=entry["pretrain"])
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> EnsembleConfig:
+    """Read and check an ensembles file: known names, no empty ensemble, no duplicate member, no cycle.
+
+    Raises:
+        ValueError: a malformed member, a reference to an undefined ensemble, or a cycle (named in full).
+    """
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data.get("ensembles"), dict) or not data["ensembles"]:
+        raise ValueError(f"{path} must hold a non-empty mapping 'ensembles: {{name: [members]}}'")
+    ensembles = {}
+    for name, entries in data["ensembles"].items():
+        if not isinstance(entries, list) or not entries:
+            raise ValueError(f"{path}: ensemble {name!r} must be a non-empty list of members")
+        members = tuple(_member(e, f"{path}: ensemble {name!r}") for e in entries)
+        dup = [m.label() for m, c in zip(members, range(len(members)), strict=True) if members.index(m) != c]
+        if dup:
+            raise ValueError(f"{path}: ensemble {name!r} lists {dup[0]} twice")
+        ensembles[str(name)] = members
+    for name, members in ensembles.items():
+        for m in members:
+            if not m.is_run and m.ensemble not in ensembles:
+                raise ValueError(f"{path}: ensemble {name!r} has member ensemble {m.ensemble!r}, which is not "
+                                 f"defined; defined: {', '.join(ensembles)}")
+    _check_acyclic(ensembles, path)
+    return EnsembleConfig(ensembles, str(path))
+
+
+def _check_acyclic(ensembles: Mapping[str, Sequence[Member]], path: Path) -> None:
+    """Depth-first search; a back edge is a cycle, reported as ``a -> b -> a``."""
+    state: dict[str, str] = {}  # name -> "open" | "done"
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "open":
+            cycle = trail[trail.index(name):] + [name]
+            raise ValueError(f"{path}: ensembles form a cycle {' -> '.join(cycle)}; an ensemble cannot contain "
+                             "itself, directly or through its members")
+        state[name] = "open"
+        for m in ensembles[name]:
+            if not m.is_run:
+                visit(m.ensemble, trail + [name])
+        state[name] = "done"
+
+    for name in ensembles:
+        visit(name, [])
+
+
+def table1(config: EnsembleConfig) -> pd.DataFrame:
+    """Table 1: one row per member (runs, then nested ensembles), one column per ensemble, True where a member.
+
+    Returns:
+        DataFrame indexed by (method, backbone, pretrain) for runs and (ensemble name, "-", "-") for ensembles.
+    """
+    rows: dict[tuple[str, str, str], dict[str, bool]] = {}
+    runs_ = config.runs()
+    ensembles_as_members = [Member(ensemble=n) for n in config.ensembles
+                            if any(Member(ensemble=n) in ms for ms in config.ensembles.values())]
+    order = ("egoaco", "gsm", "gsm_egoaco", "tsn")  # the report's row order
+    runs_ = sorted(runs_, key=lambda m: (order.index(m.method), BACKBONES.index(m.backbone),
+                                         PRETRAINS.index(m.pretrain)))
+    for m in runs_ + ensembles_as_members:
+        key = (m.method, m.backbone, m.pretrain) if m.is_run else (m.ensemble, "-", "-")
+        rows[key] = {name: m in members for name, members in config.ensembles.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "backbone", "pretrain"])
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Members: run folders and their score files
+
+
+class MissingRunError(FileNotFoundError):
+    """Member runs without score files; the message lists each run and the command that trains it."""
+
+
+def train_command(member: Member, preset: str, seed: int, runs_root: str | Path = "runs") -> str:
+    """The papermill command that trains (or resumes) a member run into ``<runs_root>/<name>/``."""
+    name = member.run_name(preset, seed)
+    cmd = (f"papermill book/03_train.ipynb {Path(runs_root) / name / 'train.ipynb'} -p method {member.method} "
+           f"-p backbone {member.backbone} -p pretrain {member.pretrain} -p preset {preset} -p seed {seed}")
+    if Path(runs_root) != Path("runs"):
+        cmd += f" -p run_dir {Path(runs_root) / name}"
+    return cmd
+
+
+def load_run(run_dir: str | Path) -> dict[str, Scores]:
+    """Both splits' score files of a run folder (``scores_s1.npz``, ``scores_s2.npz``)."""
+    run_dir = Path(run_dir)
+    return {split: scores.read(run_dir / f"scores_{split}.npz") for split in SPLITS}
+
+
+def load_runs(config: EnsembleConfig, runs_root: str | Path, preset: str, seed: int = 0,
+              names: Sequence[str] | None = None) -> dict[str, dict[str, Scores]]:
+    """The score files of every run of the ensembles ``names`` (all when None), keyed by run folder name.
+
+    Raises:
+        MissingRunError: runs whose folder lacks a score file, each with the command that trains it.
+        egolib.scores.ScoreFileError: a score file in the old format (with the command that rewrites it).
+    """
+    members = config.runs() if names is None else list(dict.fromkeys(r for n in names for r in config.runs(n)))
+    missing = [m for m in members
+               if not all((Path(runs_root) / m.run_name(preset, seed) / f"scores_{s}.npz").exists() for s in SPLITS)]
+    if missing:
+        lines = "\n".join(f"  {Path(runs_root) / m.run_name(preset, seed)}: {train_command(m, preset, seed, runs_root)}"
+                          for m in missing)
+        raise MissingRunError(f"{len(missing)} member run(s) of the ensembles have no score files; train each with "
+                              f"its command (from the repository root):\n{lines}")
+    return {m.run_name(preset, seed): load_run(Path(runs_root) / m.run_name(preset, seed)) for m in members}
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Averaging
+
+
+def check_compatible(members: Mapping[str, Scores]) -> dict[str, Scores]:
+    """Check that every member scores the same segments in the same class spaces; align rows to the first.
+
+    Returns:
+        The members with rows in the first member's uid order.
+
+    Raises:
+        ValueError: naming the two members and the first differing uids, class counts, action pairs,
+            labels, many-shot lists or data set.
+    """
+    names = list(members)
+    if not names:
+        raise ValueError("an ensemble needs at least one member")
+    ref_name, ref = names[0], members[names[0]]
+    ref_uids = ref.uid.tolist()
+    aligned = {ref_name: ref}
+    for name in names[1:]:
+        s = members[name]
+        uids = s.uid.tolist()
+        only_ref = [u for u in ref_uids if u not in set(uids)]
+        only_s = [u for u in uids if u not in set(ref_uids)]
+        if only_ref or only_s:
+            raise ValueError(
+                f"members {ref_name} and {name} score different segments: {len(only_ref)} uid(s) only in "
+                f"{ref_name} (first: {only_ref[:5]}), {len(only_s)} only in {name} (first: {only_s[:5]})"
+            )
+        if uids != ref_uids:
+            order = {u: i for i, u in enumerate(uids)}
+            idx = np.array([order[u] for u in ref_uids])
+            s = s.replace(uid=s.uid[idx], verb=s.verb[idx], noun=s.noun[idx], action=s.action[idx],
+                          verb_label=s.verb_label[idx], noun_label=s.noun_label[idx])
+        for t in TASKS:
+            if s.num_classes[t] != ref.num_classes[t]:
+                raise ValueError(f"members {ref_name} and {name} have different {t} class counts: "
+                                 f"{ref.num_classes[t]} and {s.num_classes[t]}")
+        if not np.array_equal(s.action_pairs, ref.action_pairs):
+            i = int(np.argmax((s.action_pairs != ref.action_pairs).any(axis=1)))
+            raise ValueError(f"members {ref_name} and {name} have different action vocabularies: action {i} is "
+                             f"{tuple(ref.action_pairs[i])} in {ref_name} and {tuple(s.action_pairs[i])} in {name}")
+        for field in ("verb_label", "noun_label"):
+            diff = np.flatnonzero(getattr(s, field) != getattr(ref, field))
+            if diff.size:
+                raise ValueError(f"members {ref_name} and {name} disagree on {field} of uid(s) "
+                                 f"{ref.uid[diff[:5]].tolist()}: they were not scored on the same test set")
+        for field in ("many_shot_verbs", "many_shot_nouns", "many_shot_actions"):
+            if not np.array_equal(getattr(s, field), getattr(ref, field)):
+                raise ValueError(f"members {ref_name} and {name} have different {field}: another data set")
+        if s.dataset != ref.dataset:
+            raise ValueError(f"members {ref_name} ({ref.dataset}) and {name} ({s.dataset}) come from different data")
+        aligned[name] = s
+    return aligned
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64: (N, C) -> (N, C)."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def in_space(s: Scores, average: str, name: str = "member") -> dict[str, np.ndarray]:
+    """A member's scores in the space being averaged: softmax of a run's logits, or its logits as they are.
+
+    An ensemble member already holds a mean in one space; it can only join a mean in that same space.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"unknown average {average!r}; choose one of {', '.join(AVERAGES)}")
+    if s.average == "none":
+        return {t: softmax(getattr(s, t)) if average == "softmax" else getattr(s, t).astype(np.float64)
+                for t in TASKS}
+    if s.average != average:
+        raise ValueError(f"{name} holds a mean of {s.average} scores; it cannot join a mean of {average} scores")
+    return {t: getattr(s, t).astype(np.float64) for t in TASKS}
+
+
+def combine(members: Mapping[str, Scores], average: str = "softmax",
+            weights: Mapping[str, float] | None = None) -> Scores:
+    """The mean of the members' scores (softmax probabilities or raw logits), as a score file's content.
+
+    Args:
+        members: member name -> its scores (a run's logits, or an ensemble's mean in the same space).
+        average: ``softmax`` (mean of per-member softmax scores) or ``logits`` (mean of raw logits).
+        weights: optional member weights (normalised to sum to 1); equal weights when None.
+
+    Returns:
+        Scores with ``average`` set, ``members`` the member names, float32 means (the metrics are computed on
+        exactly what a score file holds).
+    """
+    aligned = check_compatible(members)
+    names = list(aligned)
+    w = np.array([1.0 if weights is None else float(weights[n]) for n in names])
+    w = w / w.sum()
+    total = {t: 0.0 for t in TASKS}
+    for wi, name in zip(w, names, strict=True):
+        space = in_space(aligned[name], average, name)
+        for t in TASKS:
+            total[t] = total[t] + wi * space[t]  # (N, classes)
+    first = aligned[names[0]]
+    return first.replace(**{t: np.asarray(total[t], dtype=np.float32) for t in TASKS}, average=average,
+                         members=tuple(names))
+
+
+def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
+                       seed: int = 0, average: str = "softmax") -> dict[str, dict[str, Scores]]:
+    """Every ensemble of ``config``, nested members computed first, per split.
+
+    Args:
+        run_scores: run folder name -> split -> Scores (``load_runs``).
+
+    Returns:
+        ensemble name -> split -> its averaged Scores.
+    """
+    done: dict[str, dict[str, Scores]] = {}
+
+    def build(name: str) -> dict[str, Scores]:
+        if name not in done:
+            parts = {}
+            for m in config.members(name):
+                key = m.run_name(preset, seed) if m.is_run else m.ensemble
+                parts[key] = run_scores[key] if m.is_run else build(m.ensemble)
+            done[name] = {split: combine({k: v[split] for k, v in parts.items()}, average) for split in SPLITS}
+        return done[name]
+
+    for name in config.ensembles:
+        build(name)
+    return {name: done[name] for name in config.ensembles}
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Tables
+
+
+def metrics_rows(name: str, split_scores: Mapping[str, Scores]) -> list[dict[str, Any]]:
+    """Table 2 rows (percent) of one run or ensemble: one per labelled setting and task."""
+    rows = []
+    for split in SPLITS:
+        s = split_scores[split]
+        if not s.labelled:
+            continue
+        m = s.metrics()
+        rows += [{"name": name, "setting": SETTINGS[split], "task": t,
+                  **{k: 100 * m[t][k] for k in ("top1", "top5", "precision", "recall")}} for t in TASKS]
+    return rows
+
+
+def table2(results: Mapping[str, Mapping[str, Scores]]) -> pd.DataFrame:
+    """Table 2 in long format (``TABLE2_COLUMNS``): EPIC-55 metrics per name, setting and task, in percent."""
+    rows = [r for name, split_scores in results.items() for r in metrics_rows(name, split_scores)]
+    return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
+
+
+def wide(table: pd.DataFrame, metrics_: Sequence[str] = ("top1", "top5", "precision", "recall")) -> pd.DataFrame:
+    """Table 2 laid out as the report prints it: rows (setting, name), columns (metric, task)."""
+    out = table.pivot_table(index=["setting", "name"], columns="task", values=list(metrics_), sort=False)
+    return out.reindex(columns=pd.MultiIndex.from_product([list(metrics_), list(TASKS)]))
+
+
+def top1(s: Scores) -> dict[str, float]:
+    """Top-1 accuracy (fraction) per task, ranked as ``egolib.metrics`` ranks (ties: higher class id first).
+
+    The quick path for the ablations, which average hundreds of subsets; equal to ``Scores.metrics()``'s top1.
+    """
+    if not s.labelled:
+        raise ValueError("top-1 accuracy needs test labels")
+    return {t: float(np.mean(correct(s, t))) for t in TASKS}
+
+
+def predicted(s: Scores, task: str = "action") -> np.ndarray:
+    """(N,) top-1 class per segment; for actions encoded ``verb * num_nouns + noun`` (the metrics' encoding)."""
+    pred = metrics.rank_classes(getattr(s, task))[:, 0]
+    if task == "action":
+        pairs = s.action_pairs[pred]  # (N, 2)
+        return pairs[:, 0] * s.noun.shape[1] + pairs[:, 1]
+    return pred
+
+
+def correct(s: Scores, task: str = "action") -> np.ndarray:
+    """(N,) bool: whether each segment's top-1 ``task`` prediction is right."""
+    label = s.verb_label * s.noun.shape[1] + s.noun_label if task == "action" else getattr(s, f"{task}_label")
+    return predicted(s, task) == label
+
+
+def top1_rows(name: str, split_scores: Mapping[str, Scores], **extra: Any) -> list[dict[str, Any]]:
+    """Top-1 accuracy (percent) rows: name, setting, task, top1, plus ``extra`` columns."""
+    return [{"name": name, **extra, "setting": SETTINGS[split], "task": t, "top1": 100 * v}
+            for split in SPLITS for t, v in top1(split_scores[split]).items()]
+
+
+def beats_best_member(config: EnsembleConfig, results: Mapping[str, Mapping[str, Scores]],
+                      run_scores: Mapping[str, Mapping[str, Scores]], preset: str, seed: int = 0,
+                      split: str = "s1", task: str = "action") -> pd.DataFrame:
+    """Each ensemble's top-1 against its best direct member (a run or a nested ensemble), in percent."""
+    rows = []
+    for name in config.ensembles:
+        members = {}
+        for m in config.members(name):
+            key = m.run_name(preset, seed) if m.is_run else m.ensemble
+            members[key] = (run_scores[key] if m.is_run else results[m.ensemble])[split]
+        accs = {k: 100 * top1(v)[task] for k, v in members.items()}
+        best = max(accs, key=accs.get)
+        own = 100 * top1(results[name][split])[task]
+        rows.append({"ensemble": name, "top1": own, "best_member": best, "best_member_top1": accs[best],
+                     "gain": own - accs[best], "beats_best_member": own > accs[best]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Ablations
+
+
+def _nested(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
+            seed: int, average: str, drop: str | None = None) -> dict[str, Scores]:
+    """Ensemble ``name`` recomputed (nested members too), without its direct member ``drop``."""
+    sub = {k: tuple(m for m in ms if not (k == name and (m.run_name(preset, seed) if m.is_run else m.ensemble)
+                                            == drop)) for k, ms in config.ensembles.items()}
+    return evaluate_ensembles(EnsembleConfig(sub, config.path), run_scores, preset, seed, average)[name]
+
+
+def leave_one_out(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
+                  seed: int = 0, average: str = "softmax") -> pd.DataFrame:
+    """Ensemble ``name`` without each of its direct members in turn: top-1 (percent) per setting and task.
+
+    Returns:
+        Rows ``dropped`` ("none" for the full ensemble), setting, task, top1, and ``change`` against the full one.
+    """
+    rows = top1_rows(name, _nested(config, name, run_scores, preset, seed, average), dropped="none")
+    for m in config.members(name):
+        key = m.run_name(preset, seed) if m.is_run else m.ensemble
+        rows += top1_rows(name, _nested(config, name, run_scores, preset, seed, average, drop=key), dropped=key)
+    table = pd.DataFrame(rows)
+    full = table[table["dropped"] == "none"].set_index(["setting", "task"])["top1"]
+    table["change"] = table["top1"] - table.set_index(["setting", "task"]).index.map(full)
+    return table
+
+
+def flat(run_scores: Mapping[str, Mapping[str, Scores]], names: Sequence[str],
+         average: str = "softmax") -> dict[str, Scores]:
+    """The equal-weight mean of the runs ``names`` (no nesting), per split."""
+    return {split: combine({n: run_scores[n][split] for n in names}, average) for split in SPLITS}
+
+
+def greedy_selection(run_scores: Mapping[str, Mapping[str, Scores]], average: str = "softmax",
+                     split: str = "s1", task: str = "action") -> pd.DataFrame:
+    """Greedy forward selection: start empty, add the run that most raises ``split`` ``task`` top-1, until all
+    are in (ties: the earlier run). Selecting on the test split itself flatters it; the other split is the
+    check.
+
+    Returns:
+        One row per step: step, added, and top-1 (percent) of every setting and task of the selection so far.
+    """
+    pool, chosen, rows = list(run_scores), [], []
+    while pool:
+        trials = {n: flat(run_scores, chosen + [n], average) for n in pool}
+        best = max(pool, key=lambda n: top1(trials[n][split])[task])
+        chosen.append(best)
+        pool.remove(best)
+        acc = {f"{SETTINGS[s]} {t}": 100 * v for s in SPLITS for t, v in top1(trials[best][s]).items()}
+        rows.append({"step": len(chosen), "added": best, **acc})
+    return pd.DataFrame(rows)
+
+
+def size_curve(run_scores: Mapping[str, Mapping[str, Scores]], average: str = "softmax",
+               max_subsets: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Top-1 of flat ensembles of every size: all subsets of each size (a seeded sample of ``max_subsets`` when
+    there are more).
+
+    Returns:
+        One row per (size, subset, setting, task): size, subset ("+"-joined names), setting, task, top1 (%).
+    """
+    names = list(run_scores)
+    rng = np.random.default_rng(seed)
+    aligned = {s: check_compatible({n: run_scores[n][s] for n in names}) for s in SPLITS}  # same row order
+    spaces = {(n, s): in_space(aligned[s][n], average) for n in names for s in SPLITS}
+    rows = []
+    for k in range(1, len(names) + 1):
+        subsets = list(itertools.combinations(names, k))
+        if len(subsets) > max_subsets:
+            subsets = [subsets[i] for i in sorted(rng.choice(len(subsets), max_subsets, replace=False))]
+        for subset in subsets:
+            for s in SPLITS:
+                mean = {t: np.mean([spaces[(n, s)][t] for n in subset], axis=0).astype(np.float32) for t in TASKS}
+                acc = top1(aligned[s][subset[0]].replace(**mean, average=average, members=subset))
+                rows += [{"size": k, "subset": "+".join(subset), "setting": SETTINGS[s], "task": t, "top1": 100 * v}
+                         for t, v in acc.items()]
+    return pd.DataFrame(rows)
+
+
+def pairwise(run_scores: Mapping[str, Mapping[str, Scores]], split: str = "s1",
+             task: str = "action") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pairwise complementarity of runs on one split and task, in percent of segments.
+
+    Returns:
+        ``(disagreement, oracle)``: square tables over the runs; disagreement = the two top-1 predictions
+        differ; oracle = at least one of the two is right (the diagonal is the run's own accuracy).
+    """
+    aligned = check_compatible({n: run_scores[n][split] for n in run_scores})
+    names = list(aligned)
+    pred = {n: predicted(s, task) for n, s in aligned.items()}
+    hit = {n: correct(s, task) for n, s in aligned.items()}
+    dis = pd.DataFrame([[100 * float(np.mean(pred[a] != pred[b])) for b in names] for a in names], names, names)
+    ora = pd.DataFrame([[100 * float(np.mean(hit[a] | hit[b])) for b in names] for a in names], names, names)
+    return dis, ora
+
+
+def family(run_name: str) -> str:
+    """The model family of a run folder name: GSM, EgoACO, GSM + EgoACO, or TSN."""
+    method = run_name.split("-", 1)[0]
+    return {"gsm": "GSM", "egoaco": "EgoACO", "gsm_egoaco": "GSM + EgoACO", "tsn": "TSN"}.get(method, method)
+
+
+def family_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean of an off-diagonal pairwise table within and across families."""
+    rows = []
+    for a, b in itertools.combinations(table.index, 2):
+        fa, fb = sorted((family(a), family(b)))
+        rows.append({"pair": f"{fa} / {fb}" if fa != fb else f"{fa} / {fa}", "value": table.loc[a, b]})
+    return pd.DataFrame(rows).groupby("pair")["value"].agg(["mean", "count"]).reset_index()
+
+
+def s1_s2_drop(table: pd.DataFrame) -> pd.DataFrame:
+    """Top-1 drop from S1 (seen kitchens) to S2 (unseen) per name and task, in points, from a Table 2."""
+    t = table.pivot_table(index=["name", "task"], columns="setting", values="top1", sort=False)
+    t["drop"] = t["S1"] - t["S2"]
+    return t.reset_index()
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. The GSM test protocol: re-scoring a run from its checkpoint
+
+
+def run_config(run_dir: str | Path) -> RunConfig:
+    """A run folder's ``RunConfig`` (its ``config.json``), pointed at ``run_dir`` wherever the folder now is."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} has no config.json: not a run folder written by egolib.train")
+    return dataclasses.replace(RunConfig.from_json(path), run_dir=str(run_dir))
+
+
+def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progress: bool = False,
+                         device: str | None = None) -> dict[str, Scores]:
+    """A run's test scores recomputed from its checkpoint (nothing written), optionally with another test crop.
+
+    Args:
+        run_dir: the run folder (``config.json``, ``checkpoint.pt``).
+        crop: ``full`` (whole frame, GSM's protocol) or ``centre`` (EgoACO's); None: the run's own.
+        device: ``cpu``, ``cuda`` or ``auto``; None: the run's own setting.
+
+    Returns:
+        split -> Scores.
+    """
+    from egolib import models, train  # torch is needed only here
+
+    cfg = run_config(run_dir)
+    changes = {k: v for k, v in (("test_crop", crop), ("device", device)) if v is not None}
+    cfg = dataclasses.replace(cfg, **changes)
+    ckpt = Path(run_dir) / train.CHECKPOINT
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{run_dir} has no {train.CHECKPOINT}: it cannot be re-scored; train it again")
+    dist = train.setup_distributed(cfg)
+    data = train.load_data(cfg, progress=progress)
+    model = models.load_model(ckpt).to(dist.device)
+    return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in SPLITS}
+
+
+def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Rewrite a run's score files, ``metrics.json`` and ``submission.zip`` from its checkpoint with its own
+    test protocol (no retraining); ``DONE`` is rewritten last when the run had one. The training resources
+    recorded in ``metrics.json`` are kept.
+
+    Returns:
+        The new content of ``metrics.json``.
+    """
+    from egolib import models, train
+
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    old = json.loads((run_dir / train.METRICS).read_text()) if (run_dir / train.METRICS).exists() else {}
+    had_done = (run_dir / runs.DONE).exists()
+    model = models.load_model(run_dir / train.CHECKPOINT)
+    result = train.evaluate(cfg, model, progress=progress)
+    if "resources" in old:
+        result["resources"] = old["resources"]
+        runs.write_json(run_dir / train.METRICS, result)
+    if had_done:
+        runs.write_text(run_dir / runs.DONE, (run_dir / runs.DONE).read_text())
+    return result
+
+
+def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progress: bool = False,
+                      device: str | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, dict[str, Scores]]],
+                                                           list[str]]:
+    """Full frame (the report's GSM protocol) vs centre crop for GSM runs, both computed from the checkpoint.
+
+    Runs without a checkpoint are skipped (and listed).
+
+    Returns:
+        ``(table, scores, skipped)``: top-1 rows (name, crop, setting, task, top1 in percent); run -> crop ->
+        split -> Scores; the run names skipped.
+    """
+    rows, out, skipped = [], {}, []
+    for name in run_names:
+        run_dir = Path(runs_root) / name
+        if not (run_dir / "checkpoint.pt").exists() or not (run_dir / "config.json").exists():
+            skipped.append(name)
+            continue
+        out[name] = {crop: rescore_split_scores(run_dir, crop=crop, progress=progress, device=device)
+                     for crop in ("full", "centre")}
+        for crop, split_scores in out[name].items():
+            rows += top1_rows(name, split_scores, crop=crop)
+    return pd.DataFrame(rows, columns=["name", "crop", "setting", "task", "top1"]), out, skipped
+
+
+# --------------------------------------------------------------------------------------------------
+# 8. Outputs: score files, Table 2, challenge zips; the CLI
+
+
+def write_submission(path: str | Path, split_scores: Mapping[str, Scores]) -> Path:
+    """The EPIC-55 challenge zip (``seen.json`` = S1, ``unseen.json`` = S2) of an ensemble or run.
+
+    Verb and noun scores go in as logits: a softmax mean is submitted as its logarithm, whose softmax (what the
+    server computes) is the mean itself. Each segment's 100 best actions go in when there are 100 pairs.
+    """
+    docs = []
+    for split in SPLITS:
+        s = split_scores[split]
+        verb, noun = (np.log(np.maximum(x.astype(np.float64), 1e-300)) if s.average == "softmax" else x
+                      for x in (s.verb, s.noun))
+        enough = s.action.shape[1] >= min(metrics.ACTION_TOP_K, s.verb.shape[1] * s.noun.shape[1])
+        docs.append(submission.epic55_json(s.uid.tolist(), verb, noun,
+                                           action_scores=s.action_ranks() if enough else None))
+    return submission.write_epic55_submission(path, *docs)
+
+
+def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
+        config: str | Path = DEFAULT_CONFIG, average: str = "softmax") -> pd.DataFrame:
+    """Every ensemble of ``config``: writes ``out/<ensemble>_s1.npz`` / ``_s2.npz``, ``out/table2.csv`` (one row
+    per ensemble and per member run, setting and task) and, when the test labels are hidden (the real EPIC-55
+    test set), ``out/<ensemble>_submission.zip``.
+
+    Returns:
+        Table 2 (long format, percent); empty when no split has labels.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"unknown average {average!r}; choose one of {', '.join(AVERAGES)}")
+    cfg = load_config(config)
+    run_scores = load_runs(cfg, runs_root, preset, seed)
+    results = evaluate_ensembles(cfg, run_scores, preset, seed, average)
+    out = Path(out)
+    for name, split_scores in results.items():
+        for split, s in split_scores.items():
+            scores.write(out / f"{name}_{split}.npz", s)
+        if not all(s.labelled for s in split_scores.values()):
+            write_submission(out / f"{name}_submission.zip", split_scores)
+    table = table2({**results, **run_scores})
+    runs.write_text(out / "table2.csv", table.to_csv(index=False, float_format="%.4f"))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m egolib.ensemble --runs runs --preset demo --out DIR`` or ``... rescore runs/<name>``."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    if argv[:1] == ["rescore"]:
+        parser = argparse.ArgumentParser(prog="python -m egolib.ensemble rescore",
+                                         description="Rewrite run folders' score files, metrics.json and "
+                                                     "submission.zip from their checkpoints (no retraining).")
+        parser.add_argument("run_dirs", nargs="+", help="run folders, e.g. runs/gsm-bninc-epic-demo-s0")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        args = parser.parse_args(argv[1:])
+        for run_dir in args.run_dirs:
+            rescore(run_dir, progress=not args.no_progress)
+            print(f"re-scored {run_dir}")
+        return
+    parser = argparse.ArgumentParser(prog="python -m egolib.ensemble",
+                                     description="Average member runs' scores into the ensembles of a config; "
+                                                 "write their score files, Table 2 and challenge zips. "
+                                                 "'python -m egolib.ensemble rescore RUN_DIR' rewrites a run's "
+                                                 "score files from its checkpoint.")
+    parser.add_argument("--runs", default="runs", help="the runs root holding <method>-<backbone>-... folders")
+    parser.add_argument("--preset", required=True, choices=PRESETS, help="the preset the member runs were trained at")
+    parser.add_argument("--seed", type=int, default=0, help="the member runs' seed")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="the ensembles file (Table 1)")
+    parser.add_argument("--average", default="softmax", choices=AVERAGES,
+                        help="softmax: mean of softmax scores (the report); logits: mean of raw logits (GSM code)")
+    parser.add_argument("--out", required=True, help="where the ensembles' score files and table2.csv go")
+    args = parser.parse_args(argv)
+    try:
+        table = run(args.runs, args.preset, args.out, seed=args.seed, config=args.config, average=args.average)
+    except (MissingRunError, scores.ScoreFileError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if table.empty:
+        print(f"no test labels (hidden test set): challenge zips written to {args.out}")
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(wide(table).round(2).to_string())
+    print(f"\nwritten to {args.out}: table2.csv and each ensemble's score files")
+
+
+if __name__ == "__main__":
+    main()
