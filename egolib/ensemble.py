@@ -320,7 +320,8 @@ def check_compatible(members: Mapping[str, Scores]) -> dict[str, Scores]:
         if not np.array_equal(s.action_pairs, ref.action_pairs):
             i = int(np.argmax((s.action_pairs != ref.action_pairs).any(axis=1)))
             raise ValueError(f"members {ref_name} and {name} have different action vocabularies: action {i} is "
-                             f"{tuple(ref.action_pairs[i])} in {ref_name} and {tuple(s.action_pairs[i])} in {name}")
+                             f"{tuple(ref.action_pairs[i].tolist())} in {ref_name} and "
+                             f"{tuple(s.action_pairs[i].tolist())} in {name}")
         for field in ("verb_label", "noun_label"):
             diff = np.flatnonzero(getattr(s, field) != getattr(ref, field))
             if diff.size:
