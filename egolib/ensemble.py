@@ -301,8 +301,9 @@ def check_compatible(members: Mapping[str, Scores]) -> dict[str, Scores]:
     for name in names[1:]:
         s = members[name]
         uids = s.uid.tolist()
-        only_ref = [u for u in ref_uids if u not in set(uids)]
-        only_s = [u for u in uids if u not in set(ref_uids)]
+        have, want = set(uids), set(ref_uids)
+        only_ref = [u for u in ref_uids if u not in have]
+        only_s = [u for u in uids if u not in want]
         if only_ref or only_s:
             raise ValueError(
                 f"members {ref_name} and {name} score different segments: {len(only_ref)} uid(s) only in "
@@ -674,9 +675,11 @@ def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
 def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progress: bool = False,
                       device: str | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, dict[str, Scores]]],
                                                            list[str]]:
-    """Full frame (the report's GSM protocol) vs centre crop for GSM runs, both computed from the checkpoint.
+    """Full frame (the report's GSM protocol) vs centre crop for GSM runs.
 
-    Runs without a checkpoint are skipped (and listed).
+    The run's own protocol comes from its score files (written from the checkpoint by ``evaluate``, the protocol
+    recorded in ``metrics.json``); the other crop is re-scored from the checkpoint. Runs without a checkpoint
+    are skipped (and listed).
 
     Returns:
         ``(table, scores, skipped)``: top-1 rows (name, crop, setting, task, top1 in percent); run -> crop ->
@@ -688,7 +691,10 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
         if not (run_dir / "checkpoint.pt").exists() or not (run_dir / "config.json").exists():
             skipped.append(name)
             continue
-        out[name] = {crop: rescore_split_scores(run_dir, crop=crop, progress=progress, device=device)
+        own = json.loads((run_dir / "metrics.json").read_text()).get("protocol", {}).get("crop") \
+            if (run_dir / "metrics.json").exists() else None
+        out[name] = {crop: load_run(run_dir) if crop == own else
+                     rescore_split_scores(run_dir, crop=crop, progress=progress, device=device)
                      for crop in ("full", "centre")}
         for crop, split_scores in out[name].items():
             rows += top1_rows(name, split_scores, crop=crop)
@@ -739,6 +745,21 @@ def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
     table = table2({**results, **run_scores})
     runs.write_text(out / "table2.csv", table.to_csv(index=False, float_format="%.4f"))
     return table
+
+
+def save_table(out: str | Path, stem: str, table: pd.DataFrame, *, index: bool = False) -> Path:
+    """Write ``table`` as ``out/<stem>.csv`` (atomically)."""
+    path = Path(out) / f"{stem}.csv"
+    runs.write_text(path, table.to_csv(index=index, float_format="%.4f"))
+    return path
+
+
+def summary(beats: pd.DataFrame, setting: str = "S1") -> dict[str, dict[str, Any]]:
+    """The chapter's headline numbers: ``beats_best_member_<ensemble>`` (1.0 or 0.0, action top-1)."""
+    return {f"beats_best_member_{r.ensemble}": {
+        "value": float(bool(r.beats_best_member)), "unit": "bool",
+        "label": f"{r.ensemble} beats its best member ({r.best_member}) on {setting} action top-1"}
+        for r in beats.itertuples()}
 
 
 def main(argv: list[str] | None = None) -> None:

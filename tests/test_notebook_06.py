@@ -1,0 +1,102 @@
+"""book/06_ensembles under papermill at the smoke preset, on a runs folder holding one real smoke GSM run
+(trained here, for the protocol re-scoring from its checkpoint) and nine member runs with hand-made score files
+on the same test segments; and ``rescore`` rewriting a run's score files identically from its checkpoint."""
+
+import json
+import os
+from pathlib import Path
+
+import jupytext
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+
+from egolib import ensemble, scores, train
+from egolib.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "book" / "06_ensembles.ipynb"
+REAL = "gsm-bninc-epic-smoke-s0"
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """tmp/runs with the real GSM smoke run and nine fabricated member runs (other seeds of noise)."""
+    path = tmp_path_factory.mktemp("ens")
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        cfg = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
+        train.run(cfg, progress=False)
+        real = ensemble.load_run(path / "runs" / REAL)
+        rng = np.random.default_rng(0)
+        for m in ensemble.load_config(ROOT / "configs" / "ensembles.yaml").runs():
+            name = m.run_name("smoke", 0)
+            if name == REAL:
+                continue
+            for split, s in real.items():
+                fake = {t: rng.normal(size=getattr(s, t).shape).astype(np.float32) for t in ("verb", "noun", "action")}
+                fake["verb"][np.arange(len(s.uid)), s.verb_label] += 1.5  # a model that is right more than by chance
+                scores.write(path / "runs" / name / f"scores_{split}.npz", s.replace(**fake))
+        yield path
+    finally:
+        os.chdir(old)
+
+
+def test_ipynb_is_the_paired_py_with_typed_parameters():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    paired = jupytext.read(NOTEBOOK.with_suffix(".py"))
+    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in paired.cells]
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    params = pm.inspect_notebook(str(NOTEBOOK))
+    assert list(params) == ["preset", "seed", "runs", "average", "config"]
+    assert all(p["help"] for p in params.values())
+
+
+@pytest.mark.slow
+def test_rescore_rewrites_the_same_scores_from_the_checkpoint(smoke_runs):
+    run = smoke_runs / "runs" / REAL
+    before = {s: np.load(run / f"scores_{s}.npz") for s in ("s1", "s2")}
+    before = {s: {k: z[k] for k in z.files} for s, z in before.items()}
+    np.savez(run / "scores_s1.npz", **{k: before["s1"][k] for k in ("uid", "verb", "noun", "action")})  # old format
+    with pytest.raises(scores.ScoreFileError, match=f"python -m egolib.ensemble rescore {run}"):
+        ensemble.load_run(run)
+    resources = json.loads((run / "metrics.json").read_text())["resources"]
+    ensemble.main(["rescore", str(run), "--no-progress"])
+    after = ensemble.load_run(run)
+    for split in ("s1", "s2"):
+        for t in ("uid", "verb", "noun", "action", "action_pairs", "verb_label"):
+            assert np.array_equal(getattr(after[split], t), before[split][t]), (split, t)
+    assert json.loads((run / "metrics.json").read_text())["resources"] == resources
+    mtimes = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert mtimes["DONE"] == max(mtimes.values())
+
+
+@pytest.mark.slow
+def test_chapter_runs_at_smoke_and_writes_its_tables(smoke_runs):
+    out_nb = smoke_runs / "06.ipynb"
+    params = {"preset": "smoke", "runs": "runs", "config": str(ROOT / "configs" / "ensembles.yaml")}
+    pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=params, cwd=str(smoke_runs), kernel_name="python3",
+                        progress_bar=False)
+    out = smoke_runs / "runs" / "book" / "06_ensembles"
+    table = pd.read_csv(out / "table2.csv")
+    assert list(table.columns) == ["name", "setting", "task", "top1", "top5", "precision", "recall"]
+    assert len(table) == (3 + 10) * 2 * 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {f"beats_best_member_ensemble{i}" for i in (1, 2, 3)}
+    assert all(v["value"] in (0.0, 1.0) and v["unit"] and v["label"] for v in summary.values())
+    for stem in ("table1", "table2_vs_report", "beats_best_member", "leave_one_out", "greedy_selection",
+                 "size_curve", "averaging_and_nesting", "protocol", "disagreement_s1_action", "oracle_s1_action",
+                 "s1_s2_drop"):
+        assert (out / f"{stem}.csv").exists(), stem
+    protocol = pd.read_csv(out / "protocol.csv")
+    assert {("gsm-bninc-epic-smoke-s0", "full"), ("gsm-bninc-epic-smoke-s0", "centre")} <= set(
+        zip(protocol["name"], protocol["crop"], strict=True))
+    nb = nbformat.read(out_nb, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + o.get("text", "") for o in outputs)
+    assert "Skipped (no `checkpoint.pt` or `config.json` in the run folder): gsm-incv3-imagenet-smoke-s0" in text
+    assert "SynthKitchens smoke" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
