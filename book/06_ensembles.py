@@ -226,10 +226,9 @@ if skipped:
 if protocol_scores:
     centre = {**run_scores, **{n: v["centre"] for n, v in protocol_scores.items()}}
     centre_results = ensemble.evaluate_ensembles(cfg, centre, preset, seed, average)
-    for name in cfg.ensembles:
-        protocol = pd.concat([protocol, pd.DataFrame(
-            ensemble.top1_rows(name, results[name], crop="full (GSM runs)")
-            + ensemble.top1_rows(name, centre_results[name], crop="centre (GSM runs)"))])
+    for name in cfg.ensembles:  # an ensemble's "crop" is the crop of its GSM members
+        protocol = pd.concat([protocol, pd.DataFrame(ensemble.top1_rows(name, results[name], crop="full")
+                                                     + ensemble.top1_rows(name, centre_results[name], crop="centre"))])
     ensemble.save_table(out, "protocol", protocol)
     display(protocol.pivot_table(index="name", columns=["setting", "task", "crop"], values="top1",
                                  sort=False).round(2))
@@ -254,11 +253,15 @@ else:
 order = sorted(run_scores, key=lambda n: (ensemble.family(n), n))
 fig, axes = plt.subplots(1, 2, figsize=(15, 6))
 disagreement, oracle = ensemble.pairwise({n: run_scores[n] for n in order}, "s1", "action")
-labels = [f"{n.rsplit('-', 2)[0]}" for n in order]
+labels = [n.rsplit("-", 2)[0] for n in order]  # without -<preset>-s<seed>
 for ax, data, title in ((axes[0], disagreement, "disagreement (% of S1 segments)"),
                         (axes[1], oracle, "oracle action top-1 (% of S1 segments)")):
     sns.heatmap(data, annot=True, fmt=".0f", cmap="viridis", square=True, ax=ax, xticklabels=labels,
                 yticklabels=labels, cbar=False)
+    bounds = [i for i in range(1, len(order)) if ensemble.family(order[i]) != ensemble.family(order[i - 1])]
+    for b in bounds:  # family boundaries
+        ax.axhline(b, color="white", linewidth=3)
+        ax.axvline(b, color="white", linewidth=3)
     ax.set(title=title)
 fig.tight_layout()
 plt.show()
