@@ -79,7 +79,9 @@ dataset = results[next(iter(cfg.ensembles))]["s1"].dataset
 measured = f"measured here ({dataset})"
 display(Markdown(f"**Data:** {dataset}; {len(run_scores)} member runs (preset `{preset}`, seed {seed}); "
                  f"{len(results[next(iter(cfg.ensembles))]['s1'].uid)} S1 and "
-                 f"{len(results[next(iter(cfg.ensembles))]['s2'].uid)} S2 test segments; averaging: `{average}`."))
+                 f"{len(results[next(iter(cfg.ensembles))]['s2'].uid)} S2 test segments; averaging: `{average}`."
+                 + (" At the smoke preset the numbers are meaningless: only the pipeline is exercised."
+                    if preset == "smoke" else "")))
 if table.empty:
     raise ValueError(f"the test labels are hidden (the real EPIC-Kitchens-55 test set): each ensemble's challenge "
                      f"zip is in {out} for the leaderboard; the tables and ablations below need labelled test sets")

@@ -598,7 +598,7 @@ def family_summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for a, b in itertools.combinations(table.index, 2):
         fa, fb = sorted((family(a), family(b)))
-        rows.append({"pair": f"{fa} / {fb}" if fa != fb else f"{fa} / {fa}", "value": table.loc[a, b]})
+        rows.append({"pair": f"{fa} / {fb}", "value": table.loc[a, b]})
     return pd.DataFrame(rows).groupby("pair")["value"].agg(["mean", "count"]).reset_index()
 
 
