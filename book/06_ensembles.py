@@ -237,7 +237,7 @@ if protocol_scores:
     grid = sns.catplot(data=protocol[protocol["task"] != "noun"], x="name", y="top1", hue="crop", col="task",
                        row="setting", kind="bar", height=2.8, aspect=1.6)
     grid.set_axis_labels("", "top-1 (%)")
-    grid.set_xticklabels(rotation=30, ha="right")
+    grid.tick_params(axis="x", rotation=30)
     grid.figure.suptitle("GSM test protocol: full frame vs centre crop", y=1.02)
     plt.show()
 else:
