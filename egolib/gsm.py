@@ -17,8 +17,15 @@ is a channel permutation of its input (the identity with ``interleave=False``). 
 compute the same numbers:
 
 * ``"conv2d"`` (default, fastest on CPU): the 3x3x3 conv as one grouped 3x3 ``conv2d`` with 6 outputs (one per
-  group and temporal tap) over all frames, then a temporal shift-add of the three taps (cpu_budget.md §3);
+  group and temporal tap) over all frames, run channels-last, then a temporal shift-add of the three taps
+  (cpu_budget.md §3); on a 1x1 map, a matrix product with the kernels' centres;
 * ``"conv3d"``: ``F.conv3d`` on the (B, C, T, H, W) view (channels-last-3d when the input is channels-last).
+
+Cost. The gate adds well under 1 % of the backbone's multiply-adds (models.md §1.4), but at small scale its
+wall time is element-wise work and per-op overhead, not arithmetic. Two pieces therefore have hand-written
+backward passes (``_GateFromTaps``, ``_GateShiftFuse``): the same arithmetic as the plain-tensor version, in the
+same order, with a few fused steps in place of a dozen autograd nodes and their copies. The tests check them
+against the reference equations, forward and backward, in float64.
 
 ``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions listed in models.md §1.3
 (``gsm_positions``) and returns how many modules it inserted.
@@ -82,19 +89,98 @@ def gate_shift_fuse(x: Tensor, g: Tensor, *, interleave: bool = True) -> Tensor:
         interleave: apply the reference's quarter interleave to the output channels.
 
     Returns:
-        (B, T, C, H, W): half 0 is ``shift(+1)(g*x) + (1-g)*x``,
+        (B, T, C, H, W) in the memory layout of ``x``: half 0 is ``shift(+1)(g*x) + (1-g)*x``,
         half 1 is ``shift(-1)(g*x) + (1-g)*x``.
     """
+    return _GateShiftFuse.apply(x, g, interleave)
+
+
+def _channel_views(x: Tensor, out: Tensor, interleave: bool) -> tuple[Tensor, Tensor]:
+    """``x`` and ``out`` (B, T, C, H, W) as aligned 7-D views (B, T, half, a, b, H, W): ``out7[...]`` is the output
+    channel that ``x7[...]`` feeds. Without the interleave both are (half, quarter, C/4); with it the output channel
+    ``2j + i`` of a half takes quarter ``i``, channel ``j``, so ``x7`` is (half, C/4, quarter), a free transpose."""
     B, T, C, H, W = x.shape
-    x7 = x.view(B, T, 2, 2, C // 4, H, W)  # (B, T, half, quarter, C/4, H, W)
     if interleave:
-        # The interleave permutes channels within each half and every step below is per channel given its
-        # half's gate, so permuting the input view first equals permuting the output (and costs no copy here).
-        x7 = x7.transpose(3, 4)  # (B, T, half, C/4, quarter, H, W): output channel 2j + i <- quarter i, channel j
-    y = g[:, :, :, None, None] * x7  # gated part
-    shifted = torch.stack([shift_time(y[:, :, 0], +1), shift_time(y[:, :, 1], -1)], dim=2)  # half 0 <- t+1, 1 <- t-1
-    out = (x7 - y + shifted).reshape(B, T, C, H, W)  # shift(g x) + (1 - g) x
-    return out
+        return x.view(B, T, 2, 2, C // 4, H, W).transpose(3, 4), out.view(B, T, 2, C // 4, 2, H, W)
+    return x.view(B, T, 2, 2, C // 4, H, W), out.view(B, T, 2, 2, C // 4, H, W)
+
+
+class _GateShiftFuse(torch.autograd.Function):
+    """``gate_shift_fuse`` with a hand-written backward.
+
+    Autograd through the plain-tensor version records a dozen nodes per GSM (multiply, two zero-filled shifts,
+    stack, subtract, add, the interleave copy) and replays each backward with its own copies. The fusion is
+    linear in ``x`` given ``g``, so its backward is short::
+
+        out = x - y + shift(y),  y = g * x      (per half; shift(+1) for half 0, shift(-1) for half 1)
+        dL/dy = shift^T(gout) - gout =: d      (shift^T moves the other way, zero fill at the other end)
+        dL/dx = gout + g * d                    dL/dg = sum over the half's channels of x * d
+
+    Forward: one multiply, one subtract that writes the (interleaved) output, two in-place shifted adds;
+    the arithmetic, and its order, is that of ``x - y + shift(y)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, g: Tensor, interleave: bool) -> Tensor:
+        out = torch.empty_like(x, dtype=torch.result_type(x, g))  # x's strides (channels-last stays so)
+        x7, out7 = _channel_views(x, out, interleave)
+        y = x7 * g[:, :, :, None, None]  # gated part (B, T, 2, a, b, H, W)
+        torch.sub(x7, y, out=out7)  # (1 - g) x, written in output channel order
+        out7[:, :-1, 0] += y[:, 1:, 0]  # half 0: frame t receives y[t+1] (last frame: nothing)
+        out7[:, 1:, 1] += y[:, :-1, 1]  # half 1: frame t receives y[t-1] (first frame: nothing)
+        ctx.save_for_backward(x, g)
+        ctx.interleave = interleave
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, g = ctx.saved_tensors
+        B, T, C, H, W = x.shape
+        d = torch.empty_like(x, dtype=gout.dtype)  # dL/dy, laid out like x
+        d7, gout7 = _channel_views(d, gout, ctx.interleave)
+        torch.neg(gout7, out=d7)
+        d7[:, 1:, 0] += gout7[:, :-1, 0]  # y0[t] went to out0[t-1]
+        d7[:, :-1, 1] += gout7[:, 1:, 1]  # y1[t] went to out1[t+1]
+        gg = (x * d).view(B, T, 2, C // 2, H, W).sum(3)  # (B, T, 2, H, W); channel order inside a half is free
+        torch.addcmul(gout7, g[:, :, :, None, None], d7, out=d7)  # dL/dx = gout + g * d, in d's memory
+        return d.to(x.dtype), gg.to(g.dtype), None
+
+
+class _GateFromTaps(torch.autograd.Function):
+    """The gate from the three temporal taps of the conv2d gate implementation, with a hand-written backward.
+
+    conv3d is a cross-correlation with time padding 1, so ``g[t] = tanh(tap0[t-1] + tap1[t] + tap2[t+1] + bias)``
+    (missing frames contribute nothing); summed in that order, as ``tap1 + shift(tap0) + shift(tap2)`` then the
+    bias. Backward: ``p = dL/dg * (1 - g^2)``; ``dL/dtap1[t] = p[t]``, ``dL/dtap0[t] = p[t+1]``,
+    ``dL/dtap2[t] = p[t-1]`` (zero where that frame does not exist), ``dL/dbias = sum of p`` per group.
+    """
+
+    @staticmethod
+    def forward(ctx, taps: Tensor, bias: Tensor) -> Tensor:
+        # taps: (B, T, 2, 3, H, W) (group, kt); bias: (2,)
+        g = taps[:, :, :, 1].clone(memory_format=torch.contiguous_format)  # (B, T, 2, H, W)
+        g[:, 1:] += taps[:, :-1, :, 0]
+        g[:, :-1] += taps[:, 1:, :, 2]
+        g += bias.to(g.dtype).view(1, 1, 2, 1, 1)
+        g.tanh_()
+        ctx.save_for_backward(g)
+        ctx.bias_dtype = bias.dtype
+        return g
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gg: Tensor) -> tuple[Tensor, Tensor]:
+        (g,) = ctx.saved_tensors
+        p = torch.ops.aten.tanh_backward(gg, g)  # gg * (1 - g^2)
+        B, T, _, H, W = g.shape
+        gtaps = p.new_empty(B, T, 2, 3, H, W)
+        gtaps[:, :, :, 1] = p
+        gtaps[:, :-1, :, 0] = p[:, 1:]
+        gtaps[:, -1, :, 0] = 0
+        gtaps[:, 1:, :, 2] = p[:, :-1]
+        gtaps[:, 0, :, 2] = 0
+        return gtaps, p.sum((0, 1, 3, 4)).to(ctx.bias_dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,19 +237,29 @@ class GateShift(nn.Module):
         T = self.num_segments
         N, C, H, W = x.shape
         B = N // T
-        # BN3d over (B, C, T, H, W) has the same per-channel statistics as over (B*T, C, 1, H, W).
-        a = F.relu(self.bn(x.unsqueeze(2))).squeeze(2)  # (B*T, C, H, W)
         if self.gate_impl == "conv3d":
+            # BN3d over (B, C, T, H, W) has the same per-channel statistics as over (B*T, C, 1, H, W).
+            a = F.relu(self.bn(x.unsqueeze(2))).squeeze(2)  # (B*T, C, H, W)
             v = a.view(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W); channels-last-3d if x is channels-last
             g = F.conv3d(v, self.conv3D.weight, self.conv3D.bias, padding=1, groups=2)  # (B, 2, T, H, W)
             return torch.tanh(g).transpose(1, 2)  # (B, T, 2, H, W)
-        # conv3d weight (2, C/2, kt, 3, 3) -> conv2d weight (2*3, C/2, 3, 3), output index = group*3 + kt
-        w2 = self.conv3D.weight.permute(0, 2, 1, 3, 4).reshape(6, C // 2, 3, 3)
-        taps = F.conv2d(a, w2, padding=1, groups=2).view(B, T, 2, 3, H, W)  # (B, T, group, kt, H, W)
-        # conv3d (cross-correlation, time padding 1): g[t] = tap0(x[t-1]) + tap1(x[t]) + tap2(x[t+1])
-        g = taps[:, :, :, 1] + shift_time(taps[:, :, :, 0], -1) + shift_time(taps[:, :, :, 2], +1)
-        bias = self.conv3D.bias.to(g.dtype)
-        return torch.tanh(g + bias.view(1, 1, 2, 1, 1))  # (B, T, 2, H, W)
+        # The gate path runs channels-last: oneDNN's grouped conv with 3 outputs per group is 2-3x faster on
+        # channels-last input than on NCHW, where it reorders the input to its blocked format on every call
+        # (benchmarks/bench_gsm.py). The routed features keep the caller's layout.
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        a = F.relu(self.bn(x_cl.unsqueeze(2)), inplace=True).squeeze(2)  # (B*T, C, H, W); BN's backward needs x only
+        weight = self.conv3D.weight  # (group, C/2, kt, 3, 3)
+        if H == 1 and W == 1:
+            # A 1x1 map: only the centre of each 3x3 kernel meets data (the rest meets the zero padding), so the
+            # conv is a matrix product with the block-diagonal (group, kt) x (group, C/2) centre weights; oneDNN's
+            # grouped 3x3 conv takes 3-5x longer on such a map (InceptionV3's last blocks at 80 px).
+            centre = torch.block_diag(*weight[:, :, :, 1, 1].transpose(1, 2))  # (2*3, C)
+            taps = F.linear(a.flatten(1), centre).view(B, T, 2, 3, H, W)  # (B, T, group, kt, 1, 1)
+        else:
+            # conv3d weight -> conv2d weight (2*3, C/2, 3, 3), output index = group*3 + kt
+            w2 = weight.permute(0, 2, 1, 3, 4).reshape(6, C // 2, 3, 3)
+            taps = F.conv2d(a, w2, padding=1, groups=2).view(B, T, 2, 3, H, W)  # (B, T, group, kt, H, W)
+        return _GateFromTaps.apply(taps, self.conv3D.bias)  # (B, T, 2, H, W)
 
     def forward(self, x: Tensor) -> Tensor:
         """Gate, shift and fuse.

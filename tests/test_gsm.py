@@ -298,3 +298,47 @@ def test_backbone_with_gsm_trains_one_step():
     x = torch.randn(8, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     forward_features(net, x).mean().backward()
     assert all(m.conv3D.weight.grad.abs().sum() > 0 for m in net.modules() if isinstance(m, GateShift))
+
+
+# --------------------------------------------------------------------------------------------------
+# The hand-written backward passes (egolib computes the gate and the fusion outside autograd's node-per-op graph)
+
+
+@pytest.mark.parametrize("hw", [(5, 6), (1, 1), (1, 3)])
+@pytest.mark.parametrize("interleave", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+def test_gradients_match_reference(hw, interleave, train):
+    """Input and parameter gradients equal autograd through the literal reference (float64), 1x1 maps included."""
+    H, W = hw
+    ours, ref = (random_gsm(16, 4, interleave=interleave).train(train) for _ in range(2))
+    x = frames(3, 4, 16, H, W)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    weights = torch.randn_like(x)
+    out = ours(xa)
+    torch.testing.assert_close(
+        out, reference_gsm(x, random_gsm(16, 4, interleave=interleave).train(train)), rtol=1e-12, atol=1e-12
+    )
+    (out * weights).sum().backward()
+    (reference_gsm(xb, ref) * weights).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-12, atol=1e-12)
+    for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("interleave", [True, False])
+def test_fuse_gradcheck(interleave):
+    x = torch.randn(2, 3, 8, 2, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.rand(2, 3, 2, 2, 3, dtype=torch.float64).mul(2).sub(1).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: gate_shift_fuse(a, b, interleave=interleave), (x, g))
+    x_cl = x.detach().reshape(6, 8, 2, 3).contiguous(memory_format=torch.channels_last).view(2, 3, 8, 2, 3)
+    assert torch.autograd.gradcheck(
+        lambda a, b: gate_shift_fuse(a, b, interleave=interleave), (x_cl.requires_grad_(True), g)
+    )
+
+
+def test_gate_gradcheck_both_impls():
+    gsm = random_gsm(8, 3).train()
+    x = frames(2, 3, 8, 3, 4).requires_grad_(True)
+    for impl in IMPLS:
+        gsm.gate_impl = impl
+        assert torch.autograd.gradcheck(gsm.gate, (x,))
