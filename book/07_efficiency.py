@@ -1,0 +1,221 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Efficiency: what each variant costs
+#
+# The GSM paper sells accuracy at almost no cost: the gate adds under 1 % of the backbone's multiply-adds.
+# This chapter puts a price on every variant of Table 1 and checks that claim on running code:
+#
+# * parameters, FLOPs per clip, training and inference throughput and memory, measured side by side in one
+#   process by `benchmarks/bench_models.py` (interleaved repetitions, medians, CPU time as well as wall time);
+# * the GSM overhead over TSN on the same backbone, in FLOPs and in training-step time, next to the paper's claim;
+# * how the cost grows with frames per clip and input size;
+# * accuracy against cost, for the runs this book trained (read from their run folders);
+# * what the demo book cost per step, and what the paper preset would cost in GPU-hours (an estimate).
+#
+# ```bash
+# python benchmarks/bench_models.py --json runs/book/07_efficiency/bench.json    # the measurements (minutes)
+# papermill book/07_efficiency.ipynb out.ipynb -p preset demo
+# ```
+
+# %%
+# %matplotlib inline
+import json
+import logging
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from egolib import book, efficiency
+from egolib import runs as run_files
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
+sns.set_theme(style="whitegrid")
+
+# %% tags=["parameters"]
+preset: str = "demo"  # smoke | demo | paper: the preset of the run folders to read
+seed: int = 0  # the seed of the run folders to read
+runs: str = "runs"  # the runs root (run folders and runs/book/)
+bench: str = ""  # bench_models.py JSON; empty: <runs>/book/07_efficiency/bench.json, measured here when missing
+gpu_bench: str = ""  # benchmarks/gpu.py JSON; empty: <runs>/book/07_efficiency/gpu.json when it exists
+gpu_tflops: float = 100.0  # sustained training TFLOP/s assumed for the GPU-hours estimate without a GPU JSON
+
+# %% [markdown]
+# ## The measurements
+#
+# The benchmark file is read when it exists. When it is missing, this notebook runs the benchmark and keeps the
+# file: at the `smoke` preset in its quick mode (smoke sizes, two timed steps: a minute, numbers meaningless),
+# otherwise at the demo sizes (width 1/4, 8 frames, 80 px, batch 8: several minutes). Everything ran on one
+# intra-op thread, the setting of the book's parallel training jobs.
+
+# %%
+out_dir = Path(runs) / "book" / "07_efficiency"
+out_dir.mkdir(parents=True, exist_ok=True)
+bench_path = Path(bench) if bench else out_dir / "bench.json"
+measured_here = not bench_path.is_file()
+result = efficiency.ensure_benchmark(bench_path, quick=preset == "smoke")
+meta = result["meta"]
+display(Markdown(
+    f"**Benchmark:** `{bench_path}` ({'measured by this notebook' if measured_here else 'read'}); "
+    f"{meta['preset']} sizes, {meta['threads']} thread(s), torch {meta['torch']}, {meta['date']}, "
+    f"{meta['seconds']:.0f} s. fp32 matmul peak in the same run: {result['matmul_gflops']['cpu']:.0f} GFLOP "
+    f"per CPU second."
+))
+
+# %% [markdown]
+# ## Cost per variant
+#
+# Throughput is clips per CPU second of one training step (forward, the three cross-entropies, backward,
+# clipping, SGD) and of one inference forward, at the benchmark's sizes; all variants ran in the same rounds.
+# "Peak" is the share of the matmul peak that a training step reaches (FLOPs counted by
+# `torch.utils.flop_counter`, forward + backward). Memory counts weights, gradients, momentum and the activations
+# autograd saves.
+
+# %%
+cost = efficiency.variant_costs(result)
+run_files.write_text(out_dir / "cost.csv", cost.to_csv(index=False))
+display(cost.round(3))
+
+# %% [markdown]
+# ## The GSM overhead, measured
+#
+# Each GSM adds a BN3d + ReLU, a 3x3x3 gate convolution with two outputs and element-wise gating, shifting and
+# fusion. In FLOPs that is little. In time, at small sizes, the element-wise work and the per-operation overhead
+# count more than the arithmetic: the ratio below is the training step of GSM over TSN on the same backbone,
+# median of interleaved rounds (CPU time; "paired" is the median of the per-round ratios).
+
+# %%
+overhead = efficiency.gsm_overhead(result)
+run_files.write_text(out_dir / "gsm_overhead.csv", overhead.to_csv(index=False))
+display(overhead.round(4))
+fig, ax = plt.subplots(figsize=(7, 3.6))
+bars = overhead.melt(id_vars="backbone", var_name="ratio", value_name="GSM / TSN",
+                     value_vars=["paper_claim_mac_ratio", "flop_ratio_paper_sizes", "flop_ratio", "step_ratio_cpu"])
+sns.barplot(data=bars, x="backbone", y="GSM / TSN", hue="ratio", ax=ax)
+ax.axhline(1.0, color="black", linewidth=1)
+ax.set(ylim=(0.95, max(1.3, bars["GSM / TSN"].max() + 0.02)), title="GSM over TSN: claim, FLOPs, step time")
+ax.legend(fontsize=8, loc="upper left")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The paper's claim (+0.52 % multiply-adds for BN-Inception, +0.28 % for InceptionV3, models.md §1.4) holds for
+# FLOPs at the paper sizes; at the benchmark's sizes the backbone is narrower, so the gate's share is larger.
+# Time is another matter: the step-time ratio is what a CPU user pays.
+
+# %% [markdown]
+# ## Cost against frames and input size
+#
+# One model (GSM on BN-Inception) with one size changed at a time. FLOPs grow linearly with the frames and with
+# the square of the input side; step time follows once the tensors are large enough for the arithmetic to
+# dominate.
+
+# %%
+grow = efficiency.scaling(result)
+run_files.write_text(out_dir / "scaling.csv", grow.to_csv(index=False))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for ax, axis, label in zip(axes, ("num_segments", "input_size"), ("frames per clip", "input side (px)"), strict=True):
+    part = grow[grow["axis"] == axis]
+    ax.plot(part[axis], part["gflops_per_clip"], marker="o", color="C0")
+    ax.set(xlabel=label, ylabel="GFLOP per clip (forward)", title=f"cost vs {label}")
+    twin = ax.twinx()
+    twin.plot(part[axis], part["train_step_cpu_s"], marker="s", color="C1")
+    twin.set_ylabel("training step, CPU s", color="C1")
+    twin.grid(False)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Accuracy against cost
+#
+# Test action top-1 on S1 of every Table 1 run of this preset and seed that is complete in the runs root, against
+# the benchmark's forward FLOPs per clip and training throughput of the same variant. Runs that are not there are
+# skipped, with a note. (The benchmark's sizes are those of its own preset; compare like with like.)
+
+# %%
+variants = book.variants()
+trained, notes = efficiency.run_results(runs, variants, preset, seed)
+for note in notes:
+    display(Markdown(f"- {note}"))
+if len(trained):
+    merged = trained.merge(cost, on=["method", "backbone"], how="left")
+    run_files.write_text(out_dir / "runs.csv", merged.to_csv(index=False))
+    display(merged[["run", "top1_action_s1", "top1_action_s2", "gflops_per_clip", "train_clips_per_s"]].round(3))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, x, label in zip(axes, ("gflops_per_clip", "train_clips_per_s"),
+                            ("GFLOP per clip", "training clips per CPU second"), strict=True):
+        sns.scatterplot(data=merged, x=x, y="top1_action_s1", hue="method", style="backbone", s=80, ax=ax)
+        ax.set(xlabel=label, ylabel="S1 action top-1 (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.show()
+else:
+    display(Markdown(f"No complete run folder for preset `{preset}`, seed {seed} under `{runs}`: no accuracy plot."))
+
+# %% [markdown]
+# ## What the book cost, step by step
+#
+# Read from each complete run folder: `log.csv` (seconds and clips of every epoch; steps = clips / batch size
+# from `config.json`) and `metrics.json`'s `resources` (training seconds including pretraining checks and data
+# loading, total seconds including testing, peak resident memory of the training process).
+
+# %%
+if len(trained) and "s_per_step" in trained:
+    steps = trained[["run", "epochs", "clips", "epoch_s", "s_per_step", "s_per_clip", "train_s", "total_s",
+                     "peak_rss_mb"]]
+    display(steps.round(3))
+    display(Markdown(f"Training time of these runs together: **{trained['train_s'].sum() / 3600:.2f} h** "
+                     f"(sum of `resources.train_s`); testing included: {trained['total_s'].sum() / 3600:.2f} h."))
+else:
+    display(Markdown("No run folder with a `log.csv`: nothing to report."))
+
+# %% [markdown]
+# ## The paper preset: an estimate
+#
+# **Estimate, not a measurement.** Clips to process = the report's epochs (all stages) x 28,472 EPIC-55
+# training segments. Throughput: measured GPU training clips/s from `benchmarks/gpu.py` when its JSON is given;
+# otherwise the assumed sustained rate `gpu_tflops` applied to the paper-size training FLOPs per clip (paper-size
+# forward FLOPs x the training/forward ratio measured in the benchmark; EgoACO priced at its last stage for every
+# stage, an upper bound).
+
+# %%
+gpu_path = Path(gpu_bench) if gpu_bench else out_dir / "gpu.json"
+gpu = json.loads(gpu_path.read_text()) if gpu_path.is_file() else None
+if gpu is not None:
+    display(Markdown(f"**GPU benchmark:** {gpu['meta']['card']} x {gpu['meta']['gpus']}, AMP and channels-last."))
+    display(pd.DataFrame(gpu["variants"]).round(2))
+else:
+    display(Markdown(f"No GPU benchmark JSON (`{gpu_path}`): throughput **assumed** at {gpu_tflops:g} TFLOP/s."))
+estimate = efficiency.paper_estimate(result, gpu=gpu, gpu_tflops=gpu_tflops)
+run_files.write_text(out_dir / "paper_estimate.csv", estimate.to_csv(index=False))
+display(estimate.round(2))
+display(Markdown(f"**Estimated total for the ten Table 1 variants and the baselines: "
+                 f"{estimate['gpu_hours'].sum():.0f} GPU-hours** (estimate)."))
+
+# %% [markdown]
+# ## Headline numbers
+#
+# Written to `<runs>/book/07_efficiency/summary.json` for the book's summary page.
+
+# %%
+headline = efficiency.summary(result)
+run_files.write_json(out_dir / "summary.json", headline)
+display(pd.DataFrame(headline).T)
