@@ -375,23 +375,28 @@ def scaling(method: str, backbone: str, preset: str, frames: list[int], sizes: l
                 }
             )
             log.info(
-                "  %s=%d: %.2f GFLOP/clip, step %.3f s",
+                "  %s=%d: %.2f GFLOP/clip, step %.3f CPU s",
                 axis,
                 value,
                 rows[-1]["flops_per_clip"] / 1e9,
-                rows[-1]["train_step_s"],
+                rows[-1]["train_step_cpu_s"],
             )
     return rows
 
 
-def data_loading(preset: str, backbone: str, batches: int) -> dict[str, Any]:
+def data_loading(preset: str, backbone: str, batches: int, data_root: str | None = None) -> dict[str, Any]:
     """Training clips/s of the real input pipeline (JPEG decoding, sampling, augmentation) with the preset's
-    DataLoader workers, on the SynthKitchens set of the preset when it has been generated."""
+    DataLoader workers and clip sizes, on ``data_root`` or else the SynthKitchens set of the preset when it has
+    been generated."""
+    import dataclasses
+
     from torch.utils.data import DataLoader
 
     from egolib import train
 
     cfg = run_config("gsm", backbone, preset)
+    if data_root is not None:
+        cfg = dataclasses.replace(cfg, data_root=data_root)
     if not (cfg.dataset_path / "annotations").is_dir():
         return {"skipped": f"no {cfg.dataset_path} (generate it with book/01_data_prep or any training run)"}
     data = train.load_data(cfg, progress=False)
@@ -445,6 +450,7 @@ def benchmark(
     pair_repeats: int | None = None,
     paper_timing: bool = False,
     threads: int = 1,
+    data_root: str | None = None,
 ) -> dict[str, Any]:
     """Every measurement, as one JSON-serialisable dict (see the module docstring)."""
     torch.set_num_threads(threads)
@@ -479,7 +485,7 @@ def benchmark(
     log.info("cost vs frames and input size (gsm/bninc):")
     frames, sizes = ([2, 4, 8], [64, 80, 96]) if quick else ([4, 8, 16], [64, 80, 112, 160])
     scale_rows = scaling("gsm", "bninc", preset, frames, sizes, repeats)
-    loading = data_loading(preset, "bninc", 3 if quick else 20)
+    loading = data_loading(preset, "bninc", 3 if quick else 20, data_root)
     fastest = max(rows, key=lambda r: r["train_clips_per_cpu_s"])
     if "clips_per_s" in loading:
         loading.update(
@@ -562,6 +568,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pair-repeats", type=int, help="interleaved rounds for GSM/TSN (default 11, quick 3)")
     parser.add_argument("--paper-timing", action="store_true", help="also time one width-1 paper-size step each")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    parser.add_argument(
+        "--data-root", help="data set for the loading measurement (default: the preset's SynthKitchens)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("egolib").setLevel(logging.WARNING)
@@ -571,6 +580,7 @@ def main(argv: list[str] | None = None) -> None:
         pair_repeats=args.pair_repeats,
         paper_timing=args.paper_timing,
         threads=args.threads,
+        data_root=args.data_root,
     )
     print(table(result))
     if args.json:

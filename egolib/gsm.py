@@ -23,9 +23,10 @@ compute the same numbers:
 
 Cost. The gate adds well under 1 % of the backbone's multiply-adds (models.md §1.4), but at small scale its
 wall time is element-wise work and per-op overhead, not arithmetic. Two pieces therefore have hand-written
-backward passes (``_GateFromTaps``, ``_GateShiftFuse``): the same arithmetic as the plain-tensor version, in the
-same order, with a few fused steps in place of a dozen autograd nodes and their copies. The tests check them
-against the reference equations, forward and backward, in float64.
+backward passes (``_GateFromTaps``, ``_GateShiftFuse``): a few fused steps in place of a dozen autograd nodes and
+their copies. Their forward is the plain-tensor arithmetic in the same order (bit for bit the same on
+channels-last input; on NCHW input the gate conv now runs channels-last, which changes float32 rounding only).
+The tests check forward and backward against the reference equations in float64, and by ``gradcheck``.
 
 ``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions listed in models.md §1.3
 (``gsm_positions``) and returns how many modules it inserted.
