@@ -204,11 +204,11 @@ if gpu is not None:
     display(pd.DataFrame(gpu["variants"]).round(2))
 else:
     display(Markdown(f"No GPU benchmark JSON (`{gpu_path}`): throughput **assumed** at {gpu_tflops:g} TFLOP/s."))
-estimate = efficiency.paper_estimate(result, gpu=gpu, gpu_tflops=gpu_tflops)
+estimate = efficiency.paper_estimate(result, gpu=gpu, gpu_tflops=gpu_tflops, variants=variants)
 run_files.write_text(out_dir / "paper_estimate.csv", estimate.to_csv(index=False))
 display(estimate.round(2))
-display(Markdown(f"**Estimated total for the ten Table 1 variants and the baselines: "
-                 f"{estimate['gpu_hours'].sum():.0f} GPU-hours** (estimate)."))
+display(Markdown(f"**Estimated total for the {len(estimate)} runs the book trains (Table 1's variants and the "
+                 f"baselines): {estimate['gpu_hours'].sum():.0f} GPU-hours** (estimate)."))
 
 # %% [markdown]
 # ## Headline numbers

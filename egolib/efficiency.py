@@ -213,8 +213,12 @@ def paper_estimate(
     gpu: dict[str, Any] | None = None,
     gpu_tflops: float = 100.0,
     train_clips: int = EPIC55_TRAIN_SEGMENTS,
+    variants: list[dict[str, str]] | None = None,
 ) -> pd.DataFrame:
     """GPU-hours to train each variant at the paper preset: an estimate.
+
+    One row per entry of ``variants`` (e.g. ``egolib.book.variants()``: GSM InceptionV3 is trained twice, from
+    ImageNet and from EPIC weights), or per model of the benchmark's paper list when None.
 
     Clips to process = the report's epochs (all stages) x ``train_clips``. Throughput: the GPU benchmark's measured
     training clips/s when ``gpu`` holds the variant; otherwise ``gpu_tflops`` sustained TFLOP/s applied to the
@@ -227,19 +231,25 @@ def paper_estimate(
         (r["method"], r["backbone"]): r["train_flops_per_step"] / (r["flops_per_clip"] * r["batch_size"])
         for r in bench["variants"]
     }
+    paper = {(p["method"], p["backbone"]): p for p in bench["paper"]}
+    wanted = variants if variants is not None else [{**p, "pretrain": p.get("pretrain")} for p in bench["paper"]]
     rows = []
-    for p in bench["paper"]:
-        key = (p["method"], p["backbone"])
+    for v in wanted:
+        key = (v["method"], v["backbone"])
+        if key not in paper or key not in train_over_fwd:
+            raise ValueError(f"the benchmark has no {key[0]}/{key[1]}: run benchmarks/bench_models.py again")
+        p = paper[key]
         clips = p["epochs"] * train_clips
-        train_flops = p["flops_per_clip"] * train_over_fwd.get(key, 3.0)
+        train_flops = p["flops_per_clip"] * train_over_fwd[key]
         if key in measured:
             clips_per_s, source = measured[key], f"measured on {gpu['meta']['card']}"
         else:
             clips_per_s, source = gpu_tflops * 1e12 / train_flops, f"assumed {gpu_tflops:g} TFLOP/s sustained"
         rows.append(
             {
-                "method": p["method"],
-                "backbone": p["backbone"],
+                "method": v["method"],
+                "backbone": v["backbone"],
+                "pretrain": v["pretrain"],
                 "frames": p["num_segments"] * p["snippet_length"],
                 "input_size": p["input_size"],
                 "epochs": p["epochs"],

@@ -118,7 +118,7 @@ def small_bench() -> dict:
     return {
         "meta": {"preset": "demo"},
         "matmul_gflops": {"cpu": 100.0},
-        "variants": [variant],
+        "variants": [variant, {**variant, "method": "tsn"}],
         "gsm_vs_tsn": [pair],
         "paper": paper,
         "scaling": [],
@@ -141,6 +141,11 @@ def test_paper_estimate_arithmetic_assumed_and_measured():
     assert est.loc["gsm", "gpu_hours"] == pytest.approx(60 * EPIC55_TRAIN_SEGMENTS / 200.0 / 3600)
     assert est.loc["gsm", "throughput"] == "measured on Test GPU"
     assert "assumed" in est.loc["tsn", "throughput"]  # not in the GPU file: falls back to the assumption
+    twice = [{"method": "gsm", "backbone": "bninc", "pretrain": p} for p in ("imagenet", "epic")]
+    est = efficiency.paper_estimate(bench, gpu_tflops=50.0, variants=twice)
+    assert list(est["pretrain"]) == ["imagenet", "epic"] and est["gpu_hours"].tolist() == pytest.approx([hours] * 2)
+    with pytest.raises(ValueError, match="no egoaco/res34"):
+        efficiency.paper_estimate(bench, variants=[{"method": "egoaco", "backbone": "res34", "pretrain": "imagenet"}])
 
 
 def test_overhead_and_summary_keys():
