@@ -316,10 +316,10 @@ def test_gradients_match_reference(hw, interleave, train):
     weights = torch.randn_like(x)
     out = ours(xa)
     torch.testing.assert_close(
-        out, reference_gsm(x, random_gsm(16, 4, interleave=interleave).train(train)), rtol=1e-12, atol=1e-12
+        out, reference_gate_shift(random_gsm(16, 4, interleave=interleave).train(train), x), rtol=1e-12, atol=1e-12
     )
     (out * weights).sum().backward()
-    (reference_gsm(xb, ref) * weights).sum().backward()
+    (reference_gate_shift(ref, xb) * weights).sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-12, atol=1e-12)
     for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-12, msg=name)
