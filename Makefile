@@ -6,11 +6,12 @@ BIN    := $(VENV)/bin
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PRESET ?= demo
+SEED   ?= 0
 JOBS   ?= 2
 
-.PHONY: install test test-fast book lint clean
+.PHONY: install browser test test-fast book lint clean
 
-install: $(STAMP)
+install: $(STAMP) browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,17 +20,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[book,dev]"
 	touch $(STAMP)
 
+# The browser test drives Debian's chromium; installed here (as root, e.g. in CI) when it is missing.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else \
+	    echo "the browser test needs Debian's chromium: sudo apt-get install chromium chromium-driver" >&2; \
+	  fi; \
+	fi
+
 test: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q
 
 test-fast: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q -m "not slow"
 
-book: install
-	$(BIN)/python -m egolib.book --preset $(PRESET) --jobs $(JOBS)
+book: $(STAMP)
+	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) --jobs $(JOBS)
 
-lint: install
+lint: $(STAMP)
 	$(BIN)/ruff check egolib tests benchmarks book/*.py
 
 clean:
-	rm -rf _build
+	rm -rf _build _static/plotly.min.js

@@ -1,47 +1,104 @@
-"""Build the whole book: execute every chapter with papermill, train the Table 1 variants, render the HTML.
+"""Build the whole book: every chapter in dependency order, each re-executed only when its inputs changed.
 
-``make book`` runs ``python -m egolib.book`` (preset ``demo``):
+``make book`` runs ``python -m egolib.book`` (preset ``demo``). The steps, in the order their inputs allow:
 
-    book/01_data_prep.ipynb  -> runs/book/01_data_prep.ipynb   generate SynthKitchens, show the data
-    book/02_pretrain.ipynb   -> runs/book/02_pretrain.ipynb    pretrain the backbones (stand-ins)
-    book/03_train.ipynb      -> runs/<name>/train.ipynb        one per variant in configs/variants.yaml
-    jupyter-book build .     -> _build/html/index.html
+    01_data_prep         book/01_data_prep.ipynb -> runs/book/01_data_prep.ipynb   SynthKitchens, the data
+    02_pretrain          book/02_pretrain.ipynb  -> runs/book/02_pretrain.ipynb    the backbones' pre-training
+    train <run>          book/03_train.ipynb     -> runs/<run>/train.ipynb         one per configs/variants.yaml entry
+    04_gsm_gates ... 07_efficiency               -> runs/book/<stem>.ipynb         after every training run
+    results, run index   written from the run folders and the chapters' outputs -> runs/book/*.md
+    html                 jupyter-book build (warnings are errors)               -> _build/html/index.html
+
+Every chapter gets the parameters ``preset``, ``seed`` and ``runs`` (those it declares). It writes its tables and
+headline numbers into ``runs/book/<stem>/`` (``summary.json``), which the results page reads.
+
+**Cheap rebuilds.** Each executed step has a key: a hash of the notebook it executes, its parameters, the egolib
+code it imports (``egolib.codehash``: the modules its cells import, transitively) and the files it reads (for the
+chapters after training: every file of the build's run folders except the executed pages; 06 and 07 also their
+configs and benchmark results). The key is stored beside the executed notebook (``.<stem>.key.json``); a step
+whose key and products are unchanged is reused, not executed. The library decides for the run folders themselves
+(``runs.is_complete``: same config, same training code), so a changed training page with an unchanged run
+re-executes the page without training again. The HTML is always rebuilt from scratch (``--all``), so that every
+warning is seen.
 
 Executed notebooks are written to a temporary file and renamed, so an interrupted build never leaves a
-half-executed notebook that looks finished. A variant whose run folder is complete and current (``DONE``,
-same config, same library code) is not trained again; an interrupted one resumes from its checkpoint.
-
-``--jobs 2`` trains two variants at a time, each kernel on one thread: on 2 CPU cores that gives 13-42 % more
-throughput than one 2-thread run (``cpu_budget.md`` §7). GSM + EgoACO variants start from the trained GSM
-runs' backbones, so they are trained after every other variant.
+half-executed notebook that looks finished; a step that fails stops the steps that need it, the others go on,
+and the build ends with the failure. ``--jobs 2`` runs two steps at a time, each kernel on one thread: on 2 CPU
+cores that gives 13-42 % more throughput than one 2-thread run (``cpu_budget.md`` §7). GSM + EgoACO variants
+start from the trained GSM run of their backbone, so each waits for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
+import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from egolib import codehash, results, runs
 from egolib.config import PRESETS, RunConfig
-from egolib.runs import is_complete
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
+RUNS = "runs"  # the runs root, relative to ROOT (the library's run folders live there)
+TRAIN = "train"  # the step every chapter after training waits for
 
 
-def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any], title: str | None = None) -> Path:
+@dataclass(frozen=True)
+class Chapter:
+    """One executed chapter: ``book/<stem>.ipynb`` -> ``runs/book/<stem>.ipynb``."""
+
+    stem: str
+    after: tuple[str, ...] = ()  # steps that must finish first; TRAIN = every training run
+    reads_runs: bool = False  # reads the build's run folders (their files are part of its key)
+    reads: tuple[str, ...] = ()  # other files it reads, globs relative to the repo root ({preset}, {seed} filled)
+
+
+# The book's chapters in reading order (the training pages, one per run, sit between 02 and 04).
+CHAPTERS = (
+    Chapter("01_data_prep"),
+    Chapter("02_pretrain", after=("01_data_prep",)),
+    Chapter("04_gsm_gates", after=(TRAIN,), reads_runs=True),
+    Chapter("05_lsta_attention", after=(TRAIN,), reads_runs=True),
+    Chapter("06_ensembles", after=(TRAIN,), reads_runs=True, reads=("configs/ensembles.yaml",)),
+    Chapter("07_efficiency", after=(TRAIN,), reads_runs=True,
+            reads=("benchmarks/*.json", f"{RUNS}/benchmarks/*.json", f"{RUNS}/book/07_efficiency/*.json")),
+)
+GENERATED_PAGES = ("results", "appendix_runs")  # runs/book/<page>.md, written from the runs and the chapters
+COMMON_PARAMETERS = ("preset", "seed", "runs")  # passed to every chapter that declares them
+HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters")  # cells whose input the book collapses
+PEAK_MEMORY_TAG = "egobook-peak-memory"
+
+
+# --------------------------------------------------------------------------------------------------
+# executing one notebook
+
+
+def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any], title: str | None = None
+            ) -> float:
     """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end).
 
     ``title`` replaces the executed copy's first heading, so that each run has its own page title in the book.
     Consecutive stream outputs are merged with carriage returns applied, as a terminal shows them: a progress
-    bar is stored as its last state, not as one output per update.
+    bar is stored as its last state, not as one output per update. The parameter cells' inputs are collapsed
+    (``hide-input``); scripts that would fetch from the internet are removed from HTML outputs (the book serves
+    plotly.js itself, so it works offline).
+
+    Returns:
+        The kernel's peak resident memory in MiB (read by a last cell that the saved copy does not keep).
     """
     import nbformat
     import papermill as pm
@@ -49,20 +106,206 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_in = output.with_name(f".{output.stem}.in.ipynb")
     tmp = output.with_name(f".{output.stem}.tmp.ipynb")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",  # KiB on Linux
+        metadata={"tags": [PEAK_MEMORY_TAG, "remove-cell"]}))
+    nbformat.write(nb, tmp_in)
     log.info("executing %s -> %s %s", notebook, output, parameters)
-    pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=False)
+    try:
+        pm.execute_notebook(str(tmp_in), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=False)
+    finally:
+        tmp_in.unlink(missing_ok=True)
     nb = nbformat.read(tmp, as_version=4)
+    last = nb.cells.pop()
+    assert PEAK_MEMORY_TAG in last.metadata.get("tags", []), "the peak-memory cell must stay last"
+    peak_mib = int(last.outputs[0]["text"].strip()) / 1024
     CoalesceStreamsPreprocessor().preprocess(nb, {})
+    polish(nb)
     if title is not None:
         first = nb.cells[0]
         heading, _, rest = first.source.partition("\n")
         if first.cell_type != "markdown" or not heading.startswith("# "):
             raise ValueError(f"{notebook}: the first cell must be a markdown '# ' heading to take a title")
         first.source = f"# {title}\n{rest}"
+    nb.metadata.setdefault("papermill", {})["input_path"] = str(notebook)
     nbformat.write(nb, tmp)
     os.replace(tmp, output)
-    return output
+    return peak_mib
+
+
+_REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>"  # <script src="https://...">
+                            r"|<script\b[^>]*>\s*import\s+[\"']https?://[^<]*</script>", re.IGNORECASE)
+
+
+def offline_html(html: str) -> str:
+    """``html`` without the scripts that load from the internet (plotly's CDN copy, MathJax)."""
+    return _REMOTE_SCRIPT.sub("", html)
+
+
+def polish(nb: Any) -> None:
+    """Reader polish on an executed notebook: parameter cells collapsed, HTML outputs made offline."""
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and any(t in tags for t in HIDDEN_INPUT_TAGS) and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/html" in data:
+                html = data["text/html"]
+                data["text/html"] = offline_html(html if isinstance(html, str) else "".join(html))
+
+
+def declared_parameters(notebook: str | Path) -> set[str]:
+    """The parameter names of ``notebook``'s ``parameters`` cell."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(notebook)))
+
+
+# --------------------------------------------------------------------------------------------------
+# keys: is an executed step still current?
+
+
+def notebook_code_hash(notebook: str | Path) -> str:
+    """The hash of the egolib code that ``notebook``'s cells import (``egolib.codehash``)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    modules: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            try:
+                modules |= codehash.imported_modules(cell.source)
+            except SyntaxError as err:
+                raise ValueError(f"{notebook}: a code cell is not valid Python ({err}); fix the chapter") from err
+    return codehash.source_hash(modules)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inputs_digest(files: list[Path]) -> dict[str, str]:
+    """``{path relative to the repo root: sha256}`` of ``files`` (sorted)."""
+    return {str(p.relative_to(ROOT)): file_digest(p) for p in sorted(files)}
+
+
+def run_folder_files(run_names: list[str]) -> list[Path]:
+    """The files of the build's run folders that a chapter reads: all but the executed pages and hidden files."""
+    files = []
+    for name in run_names:
+        folder = ROOT / RUNS / name
+        if folder.is_dir():
+            files += [p for p in folder.iterdir()
+                      if p.is_file() and p.suffix != ".ipynb" and not p.name.startswith(".")]
+    return files
+
+
+def step_key(notebook: Path, parameters: dict[str, Any], files: list[Path]) -> str:
+    """The key of one executed step: notebook bytes, parameters, imported egolib code, files read."""
+    payload = {"notebook": file_digest(notebook), "parameters": parameters,
+               "code": notebook_code_hash(notebook), "inputs": inputs_digest(files)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def key_path(output: Path) -> Path:
+    return output.with_name(f".{output.stem}.key.json")
+
+
+def is_current(output: Path, key: str) -> bool:
+    """True when ``output`` exists and was executed with ``key``."""
+    path = key_path(output)
+    return output.exists() and path.exists() and json.loads(path.read_text()).get("key") == key
+
+
+# --------------------------------------------------------------------------------------------------
+# the steps and their scheduler
+
+
+@dataclass
+class Step:
+    """One node of the build: ``action`` returns "run" or "reused" and may set ``peak_mib``."""
+
+    name: str
+    action: Callable[[Step], str]
+    after: tuple[str, ...] = ()
+    status: str = "pending"  # pending | run | reused | failed | blocked | missing source
+    wall_s: float = 0.0
+    peak_mib: float | None = None
+    error: str = ""
+    soft: bool = False  # runs once its ``after`` steps have finished, even if some failed
+
+
+def run_steps(steps: list[Step], jobs: int = 1) -> list[Step]:
+    """Run ``steps`` as soon as everything in their ``after`` is done, ``jobs`` at a time.
+
+    A failed step blocks the steps that need it (unless they are ``soft``); the others go on. A step whose
+    source is missing counts as done for the steps after it. Returns ``steps`` with their status.
+    """
+    by_name = {s.name: s for s in steps}
+    for s in steps:
+        unknown = [a for a in s.after if a not in by_name]
+        if unknown:
+            raise ValueError(f"step {s.name!r} waits for unknown step(s) {unknown}")
+    ok = {"run", "reused"}
+
+    def work(step: Step) -> None:
+        t0 = time.perf_counter()
+        try:
+            step.status = step.action(step)
+        except Exception as err:  # noqa: BLE001 - reported in the summary and by the exit status
+            step.status, step.error = "failed", f"{type(err).__name__}: {err}"
+            log.error("step %s failed: %s", step.name, step.error)
+        step.wall_s = time.perf_counter() - t0
+
+    finished = ok | {"failed", "blocked", "missing source"}
+    running: dict[Future, Step] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while True:
+            for s in steps:
+                if s.status != "pending":
+                    continue
+                deps = [by_name[a] for a in s.after]
+                bad = [d.name for d in deps if d.status in ("failed", "blocked")]
+                if bad and not s.soft:
+                    s.status, s.error = "blocked", "needs " + ", ".join(bad)
+                elif all(d.status in (finished if s.soft else ok | {"missing source"}) for d in deps) \
+                        and len(running) < max(1, jobs):
+                    s.status = "running"
+                    running[pool.submit(work, s)] = s
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                running.pop(f)
+    for s in steps:
+        if s.status == "pending":  # cannot happen with known names and no cycle; never leave it silent
+            s.status, s.error = "blocked", "waits for " + ", ".join(s.after)
+    return steps
+
+
+def summary_table(steps: list[Step]) -> str:
+    """The build's summary: each step, run or reused, its wall time and the peak memory of what it ran."""
+    rows = [("step", "status", "wall (s)", "peak memory (MiB)")]
+    for s in steps:
+        peak = f"{s.peak_mib:.0f}" if s.peak_mib is not None else "-"
+        rows.append((s.name, s.status + (f" ({s.error})" if s.error else ""), f"{s.wall_s:.1f}", peak))
+    rows.append(("total", "", f"{sum(s.wall_s for s in steps):.1f}", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# the book
 
 
 def variants(path: str | Path = ROOT / "configs" / "variants.yaml") -> list[dict[str, str]]:
@@ -71,53 +314,202 @@ def variants(path: str | Path = ROOT / "configs" / "variants.yaml") -> list[dict
     return list(data["variants"]) + list(data.get("baselines", []))
 
 
-def train_variant(params: dict[str, Any]) -> Path:
-    """Train one variant through ``book/03_train.ipynb`` unless its run folder is complete and current."""
-    cfg = RunConfig.from_params(params)
-    if is_complete(cfg.run_path, cfg.to_dict()) and (cfg.run_path / "train.ipynb").exists():
-        log.info("%s is complete and current: skipped", cfg.run_path)
-        return cfg.run_path
-    title = f"{cfg.method} · {cfg.backbone} · {cfg.pretrain} ({cfg.preset})"
-    execute(ROOT / "book" / "03_train.ipynb", ROOT / cfg.run_path / "train.ipynb", params, title=title)
-    return cfg.run_path
+def baselines(path: str | Path = ROOT / "configs" / "variants.yaml") -> list[dict[str, str]]:
+    """The baseline runs (not ensemble members)."""
+    return list(yaml.safe_load(Path(path).read_text()).get("baselines", []))
 
 
-def train_all(params: list[dict[str, Any]], jobs: int = 1) -> None:
-    """Train every variant, ``jobs`` at a time; GSM + EgoACO last (they reuse the GSM runs' backbones)."""
-    first = [p for p in params if p["method"] != "gsm_egoaco"]
-    last = [p for p in params if p["method"] == "gsm_egoaco"]
-    if jobs > 1:
-        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by every kernel papermill starts from now on
-    for group in (first, last):
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(train_variant, group))  # list(): re-raise the first failure
+def train_dependencies(params: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """``{run name: runs it waits for}``: GSM + EgoACO waits for the GSM run of its backbone (its backbone is
+    that run's), when the build trains it."""
+    names = {(p["method"], p["backbone"], p.get("pretrain")): RunConfig.from_params(p).name for p in params}
+    deps = {}
+    for p in params:
+        gsm = names.get(("gsm", p["backbone"], "epic")) if p["method"] == "gsm_egoaco" else None
+        deps[RunConfig.from_params(p).name] = (gsm,) if gsm else ()
+    return deps
 
 
-def build_html() -> Path:
-    """Render the book with Jupyter Book v1 (warnings are errors)."""
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jupyter_book), "build", "--all", "-W", "-n", "--keep-going", str(ROOT)]
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return ROOT / "_build" / "html" / "index.html"
+@dataclass
+class Book:
+    """The build of one preset and seed; ``steps()`` lists what ``make book`` does."""
+
+    preset: str = "demo"
+    seed: int = 0
+    jobs: int = 1
+    html: bool = True
+    executed: set[str] = field(default_factory=set)  # chapter stems executed or reused in this build
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_params(self) -> list[dict[str, Any]]:
+        return [{**v, "preset": self.preset, "seed": self.seed} for v in variants()]
+
+    @property
+    def run_names(self) -> list[str]:
+        return [RunConfig.from_params(p).name for p in self.run_params]
+
+    def chapter_parameters(self, notebook: Path) -> dict[str, Any]:
+        common = dict(zip(COMMON_PARAMETERS, (self.preset, self.seed, RUNS), strict=True))
+        return {k: v for k, v in common.items() if k in declared_parameters(notebook)}
+
+    def run_chapter(self, chapter: Chapter, step: Step) -> str:
+        notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
+        output = ROOT / RUNS / "book" / f"{chapter.stem}.ipynb"
+        params = self.chapter_parameters(notebook)
+        files = run_folder_files(self.run_names) if chapter.reads_runs else []
+        for pattern in chapter.reads:
+            files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
+        status = self._execute_if_stale(step, notebook, output, params, step_key(notebook, params, files))
+        with self.lock:
+            self.executed.add(chapter.stem)
+        return status
+
+    def run_training(self, params: dict[str, Any], step: Step) -> str:
+        """One training page; the library itself skips the training of a complete, current run folder."""
+        cfg = RunConfig.from_params(params)
+        notebook = ROOT / "book" / "03_train.ipynb"
+        output = ROOT / cfg.run_path / "train.ipynb"
+        key = step_key(notebook, params, [])
+        if not runs.is_complete(ROOT / cfg.run_path, cfg.to_dict()):
+            key_path(output).unlink(missing_ok=True)  # the run must be (re)trained, whatever the page says
+        title = f"{cfg.method} · {cfg.backbone} · {cfg.pretrain} ({cfg.preset})"
+        return self._execute_if_stale(step, notebook, output, params, key, title=title)
+
+    def _execute_if_stale(self, step: Step, notebook: Path, output: Path, params: dict[str, Any], key: str,
+                          title: str | None = None) -> str:
+        if is_current(output, key):
+            record = json.loads(key_path(output).read_text())
+            log.info("%s is current (key %s): reused", output.relative_to(ROOT), key)
+            step.peak_mib = record.get("peak_mib")
+            return "reused"
+        key_path(output).unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        step.peak_mib = execute(notebook, output, params, title=title)
+        runs.write_json(key_path(output), {"key": key, "notebook": str(notebook.relative_to(ROOT)),
+                                            "parameters": params, "wall_s": time.perf_counter() - t0,
+                                            "peak_mib": step.peak_mib, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return "run"
+
+    def write_pages(self, step: Step) -> str:
+        """The results page and the run index, from the run folders and the chapters' outputs."""
+        with self.lock:
+            measured = sorted(self.executed)
+        root = ROOT / RUNS
+        table = results.run_table(root, [v for v in variants() if v not in baselines()], baselines(),
+                                  preset=self.preset, seed=self.seed)
+        table2 = results.read_table2(root / "book" / "06_ensembles" / "table2.csv") \
+            if "06_ensembles" in measured else None
+        in_book = set(measured) | {"03_train_runs"}
+        pages = {n for n in table["name"] if (root / n / "train.ipynb").exists()}
+        page = results.results_page(results.claims(root, table, measured), table, table2, preset=self.preset,
+                                    seed=self.seed, in_book=in_book)
+        index = results.run_index_page(table, preset=self.preset, seed=self.seed, pages=pages)
+        for name, text in zip(GENERATED_PAGES, (page, index), strict=True):
+            _write_if_changed(root / "book" / f"{name}.md", text)
+        return "run"
+
+    def build_html(self, step: Step) -> str:
+        """Render the book with Jupyter Book v1 (warnings are errors), with this build's table of contents."""
+        toc = write_toc(self.run_names, available=self.executed)
+        copy_plotly_js()
+        jupyter_book = Path(sys.executable).with_name("jupyter-book")
+        cmd = [str(jupyter_book), "build", "--all", "-W", "-n", "--keep-going", "--toc", str(toc), str(ROOT)]
+        proc = subprocess.Popen(cmd, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        step.peak_mib = usage.ru_maxrss / 1024
+        if proc.returncode:
+            raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); its log is above")
+        return "run"
+
+    def steps(self) -> list[Step]:
+        """Every step of the build: chapters before training, training pages, chapters after training, pages,
+        HTML. A chapter whose source is missing is listed as such and left out."""
+        train_names = [f"train {n}" for n in self.run_names]
+        before, after = [], []
+        for chapter in CHAPTERS:
+            waits = tuple(a for a in chapter.after if a != TRAIN) + (tuple(train_names) if TRAIN in chapter.after
+                                                                    else ())
+            if (ROOT / "book" / f"{chapter.stem}.ipynb").exists():
+                step = Step(chapter.stem, lambda s, c=chapter: self.run_chapter(c, s), waits)
+            else:
+                log.warning("book/%s.ipynb is missing: the chapter is left out of this build", chapter.stem)
+                step = Step(chapter.stem, lambda s: "missing source", waits, status="missing source")
+            (after if TRAIN in chapter.after else before).append(step)
+        deps = train_dependencies(self.run_params)
+        training = [Step(f"train {name}", lambda s, p=p: self.run_training(p, s),
+                         ("02_pretrain",) + tuple(f"train {d}" for d in deps[name]))
+                    for name, p in zip(self.run_names, self.run_params, strict=True)]
+        chapters = tuple(s.name for s in before + after)
+        out = before + training + after + [Step("results and run index", self.write_pages, chapters, soft=True)]
+        if self.html:
+            out.append(Step("html", self.build_html, ("results and run index",), soft=True))
+        return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        runs.write_text(path, text)
+
+
+def write_toc(run_names: list[str], available: set[str]) -> Path:
+    """``_toc.yml`` for this build, written to ``_build/toc.yml``: the training part lists this build's run pages
+    (not every run of every preset in ``runs/``), and a chapter that was not executed is left out."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+    def keep(entry: dict[str, Any]) -> bool:
+        file = entry.get("file", "")
+        stem = Path(file).name
+        return not (file.startswith(f"{RUNS}/book/") and stem in {c.stem for c in CHAPTERS} and stem not in available)
+
+    for part in toc["parts"]:
+        part["chapters"] = [c for c in part["chapters"] if keep(c)]
+        for chapter in part["chapters"]:
+            if any("glob" in s for s in chapter.get("sections", [])):
+                chapter["sections"] = [{"file": f"{RUNS}/{n}/train"} for n in run_names
+                                       if (ROOT / RUNS / n / "train.ipynb").exists()]
+    toc["parts"] = [p for p in toc["parts"] if p["chapters"]]
+    path = ROOT / "_build" / "toc.yml"
+    path.parent.mkdir(exist_ok=True)
+    runs.write_text(path, yaml.safe_dump(toc, sort_keys=False))
+    return path
+
+
+def copy_plotly_js() -> None:
+    """``_static/plotly.min.js`` from the installed plotly: the book's figures load it, offline."""
+    from plotly.offline import get_plotlyjs
+
+    path = ROOT / "_static" / "plotly.min.js"
+    js = get_plotlyjs()
+    if not path.exists() or path.stat().st_size != len(js.encode()):
+        runs.write_text(path, js)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo", choices=PRESETS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, help="variants trained at a time (one thread each if > 1)")
-    parser.add_argument("--skip-training", action="store_true", help="render what is already in runs/")
+    parser.add_argument("--jobs", type=int, default=1, help="steps run at a time (one thread each if > 1)")
+    parser.add_argument("--no-html", action="store_true", help="execute what is stale, skip the HTML build")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-
-    common = {"preset": args.preset, "seed": args.seed}
-    if not args.skip_training:
-        execute(ROOT / "book" / "01_data_prep.ipynb", ROOT / "runs" / "book" / "01_data_prep.ipynb", common)
-        execute(ROOT / "book" / "02_pretrain.ipynb", ROOT / "runs" / "book" / "02_pretrain.ipynb", common)
-        train_all([{**params, **common} for params in variants()], jobs=args.jobs)
-    index = build_html()
-    log.info("the book is at %s", index)
+    if args.jobs > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by every kernel papermill starts from now on
+    # plotly figures as the mime bundle (JupyterLab) plus an HTML div that uses the book's own plotly.js
+    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype+notebook_connected")
+    book = Book(preset=args.preset, seed=args.seed, jobs=args.jobs, html=not args.no_html)
+    steps = run_steps(book.steps(), jobs=args.jobs)
+    print("\n" + summary_table(steps), flush=True)
+    failed = [s.name for s in steps if s.status in ("failed", "blocked")]
+    if failed:
+        log.error("the book is incomplete: %s", ", ".join(failed))
+        return 1
+    if args.no_html:
+        return 0
+    log.info("the book is at %s", ROOT / "_build" / "html" / "index.html")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,7 +8,6 @@ in the same folder and ``os.replace``, so a crash never leaves a half-written fi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -18,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from egolib import codehash
+
 DONE = "DONE"
+TRAINED_BY = ("train", "pretrain")  # the modules whose code makes the files of a run folder
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -84,11 +86,10 @@ def file_lock(path: str | Path) -> Iterator[None]:
 
 
 def code_version() -> str:
-    """A hash of the library's source files: runs trained by other code are not "current"."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    """A hash of the library code that makes a run's files: ``train``, ``pretrain`` and every egolib module they
+    import. Runs trained by other code are not "current"; a change to the book driver or to a chapter's plotting
+    helpers is not a change to training (``egolib.codehash``)."""
+    return codehash.source_hash(TRAINED_BY)
 
 
 def git_commit() -> str:

@@ -1,0 +1,336 @@
+"""The pages the book builds from its own files: the report's claims checked, and the run index.
+
+Nothing here is typed in: every number measured here comes from a run folder (``runs/<name>/metrics.json``) or
+from a chapter's outputs (``runs/book/<stem>/summary.json``, ``runs/book/06_ensembles/table2.csv``), and every
+number of the report from ``egolib.paper``. A claim whose chapter produced no numbers says "not measured".
+
+``summary.json`` of a chapter: ``{key: {"value": float, "unit": str, "label": str}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from egolib import paper
+from egolib.config import RunConfig
+
+NOT_MEASURED = "not measured"
+METHOD_NAMES = {"tsn": "TSN", "gsm": "GSM", "egoaco": "EgoACO", "gsm_egoaco": "GSM + EgoACO"}
+BACKBONE_NAMES = {"bninc": "BN-Inception", "incv3": "InceptionV3", "res34": "ResNet-34", "res101": "ResNet-101",
+                  "res152": "ResNet-152", "r2p1d34": "R(2+1)D-34"}
+PRETRAIN_NAMES = {"imagenet": "ImageNet", "epic": "EPIC", "ig65m_kinetics": "IG-65M + Kinetics", "scratch": "scratch"}
+TASKS = ("verb", "noun", "action")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the report, checked here."""
+
+    claim: str  # the claim, in words
+    measured: str  # the number(s) measured here with units, or NOT_MEASURED
+    report: str  # the report's number(s), or what it says
+    verdict: str  # "holds here", "does not hold here", "partly", or NOT_MEASURED
+    chapter: str  # stem of the page that measures it (runs/book/<stem> or book/<stem>)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading what the book produced
+
+
+def read_summary(path: str | Path) -> dict[str, dict[str, Any]] | None:
+    """A chapter's ``summary.json``, checked; ``None`` when the chapter has not written it.
+
+    Raises:
+        ValueError: an entry is not ``{"value": number, "unit": str, "label": str}`` (names the file and key).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{key: {{value, unit, label}}}}, got {type(data).__name__}")
+    for key, entry in data.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("value"), int | float)
+                and isinstance(entry.get("unit"), str) and isinstance(entry.get("label"), str)):
+            raise ValueError(f"{path}: entry {key!r} must be {{\"value\": number, \"unit\": str, \"label\": str}}, "
+                             f"got {entry!r}; fix the chapter that writes it")
+    return data
+
+
+def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselines: Sequence[dict[str, str]],
+              *, preset: str, seed: int) -> pd.DataFrame:
+    """One row per run of the book (Table 1 variants, then baselines) at ``preset`` and ``seed``.
+
+    Columns: ``name, method, backbone, pretrain, baseline, complete``, top-1 per split and task in %
+    (``s1_action`` ...; NaN for a run that is not complete), ``pretrain_source``, ``train_min``, ``peak_mib``,
+    ``code_version``, ``git_commit``.
+    """
+    rows = []
+    for params, baseline in [(v, False) for v in variants] + [(b, True) for b in baselines]:
+        cfg = RunConfig.from_params({**params, "preset": preset, "seed": seed})
+        folder = Path(runs_root) / cfg.name
+        complete = (folder / "DONE").exists() and (folder / "metrics.json").exists()
+        metrics = json.loads((folder / "metrics.json").read_text()) if complete else {}
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+        resources = metrics.get("resources", {})
+        row = {"name": cfg.name, "method": cfg.method, "backbone": cfg.backbone, "pretrain": cfg.pretrain,
+               "baseline": baseline, "complete": complete}
+        for split in ("s1", "s2"):
+            for task in TASKS:
+                value = metrics.get(split, {}).get(task, {}).get("top1")
+                row[f"{split}_{task}"] = 100 * value if value is not None else math.nan
+        row.update(pretrain_source=metrics.get("pretrain", {}).get("source", ""),
+                   train_min=resources.get("train_s", math.nan) / 60, peak_mib=resources.get("peak_rss_mb", math.nan),
+                   code_version=config.get("code_version", ""), git_commit=str(config.get("git_commit", ""))[:12])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_table2(path: str | Path) -> pd.DataFrame | None:
+    """Chapter 06's ``table2.csv`` (columns ``name, setting, task, top1, top5, precision, recall``, in %), or
+    ``None`` when it has not been written."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    missing = {"name", "setting", "task", "top1"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; fix the chapter that writes it")
+    table["name"] = table["name"].astype(str).str.lower().str.replace(" ", "", regex=False)  # "Ensemble 1"
+    table["setting"] = table["setting"].astype(str).str.upper()
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# the claims
+
+
+def _pct(value: float, unit: str = "%") -> str:
+    return f"{value:.1f} {unit}".rstrip()
+
+
+def _entry(summary: dict[str, dict[str, Any]], key: str) -> tuple[float, str]:
+    if key not in summary:
+        raise KeyError(key)
+    return float(summary[key]["value"]), summary[key]["unit"]
+
+
+def _variant_name(method: str, backbone: str, pretrain: str) -> str:
+    return f"{METHOD_NAMES[method]} {BACKBONE_NAMES[backbone]} ({PRETRAIN_NAMES[pretrain]})"
+
+
+def claim_gsm_models_time(summary: dict | None) -> Claim:
+    """Chapter 04's order probe: GSM separates time-reversed verbs better than TSN."""
+    words = "GSM models time: it tells apart verbs that differ only in their temporal order"
+    report = "the reason for GSM {cite:p}`sudhakaran2020gsm`; no number in the report"
+    try:
+        gsm, unit = _entry(summary or {}, "order_pairs_gsm")
+        tsn, _ = _entry(summary, "order_pairs_tsn")
+        flip_gsm, flip_unit = _entry(summary, "order_flip_gsm")
+        flip_tsn, _ = _entry(summary, "order_flip_tsn")
+    except KeyError:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "04_gsm_gates")
+    measured = (f"verb top-1 on the time-reversal pairs: GSM {_pct(gsm, unit)}, TSN {_pct(tsn, unit)}; "
+                f"verb changes when played backward: GSM {_pct(flip_gsm, flip_unit)}, TSN {_pct(flip_tsn, flip_unit)}")
+    holds = [gsm > tsn, flip_gsm > flip_tsn]
+    return Claim(words, measured, report, _verdict(holds), "04_gsm_gates")
+
+
+def claim_egoaco_attends_to_object(summary: dict | None) -> Claim:
+    """Chapter 05's pointing game: the object branch's attention peak lands on the active object more often than
+    a centre prior and than random peaks, on both S1 and S2."""
+    words = "EgoACO attends to the active object"
+    report = "the object branch's purpose {cite:p}`sudhakaran2021egoaco`; no number in the report"
+    try:
+        values = {(branch, split): _entry(summary or {}, f"pointing_{branch}_{split}")
+                  for branch in ("obj", "centre", "random") for split in ("s1", "s2")}
+    except KeyError:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "05_lsta_attention")
+    parts = []
+    for branch, label in (("obj", "object branch"), ("centre", "centre prior"), ("random", "random peaks")):
+        s1, unit = values[(branch, "s1")]
+        parts.append(f"{label} S1 {_pct(s1, unit)}, S2 {_pct(values[(branch, 's2')][0], unit)}")
+    holds = [values[("obj", s)][0] > values[(other, s)][0] for s in ("s1", "s2") for other in ("centre", "random")]
+    return Claim(words, "pointing-game hits: " + "; ".join(parts), report, _verdict(holds), "05_lsta_attention")
+
+
+def claim_ensembles_beat_members(summary: dict | None) -> Claim:
+    """Chapter 06: each ensemble beats its best member on S1 action top-1."""
+    words = "An ensemble beats its best member"
+    report = (f"Ensemble 3 {_pct(paper.BEST_ENSEMBLE['s1'])} vs the best single model "
+              f"{_pct(paper.BEST_SINGLE['s1'])} (S1 action top-1)")
+    flags = {key.removeprefix("beats_best_member_"): entry["value"] for key, entry in (summary or {}).items()
+             if key.startswith("beats_best_member_")}
+    if not flags:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
+    beaten = [name for name, value in sorted(flags.items()) if value >= 0.5]
+    measured = (f"{len(beaten)} of {len(flags)} ensembles beat their best member on S1 action top-1"
+                + (f" ({', '.join(beaten)})" if beaten else ""))
+    return Claim(words, measured, report, _verdict([v >= 0.5 for v in flags.values()]), "06_ensembles")
+
+
+def claim_s2_harder(runs: pd.DataFrame) -> Claim:
+    """Run folders: action top-1 on unseen kitchens (S2) below seen kitchens (S1)."""
+    words = "Unseen kitchens (S2) are harder than seen kitchens (S1)"
+    report = "; ".join(f"Ensemble {k} {_pct(paper.action_top1('S1', f'ensemble{k}'))} → "
+                       f"{_pct(paper.action_top1('S2', f'ensemble{k}'))}" for k in (1, 2, 3)) + " (action top-1)"
+    done = runs[runs["complete"] & runs["s1_action"].notna() & runs["s2_action"].notna()]
+    if done.empty:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
+    lower = int((done["s2_action"] < done["s1_action"]).sum())
+    measured = (f"S2 below S1 in {lower} of {len(done)} runs; mean action top-1 S1 {_pct(done['s1_action'].mean())}, "
+                f"S2 {_pct(done['s2_action'].mean())}")
+    return Claim(words, measured, report, _verdict([done["s2_action"].mean() < done["s1_action"].mean()]),
+                 "03_train_runs")
+
+
+def claim_best_ensemble(table2: pd.DataFrame | None) -> Claim:
+    """Chapter 06's Table 2: which ensemble has the best S1 action top-1."""
+    best = paper.BEST_ENSEMBLE
+    words = "The best ensemble is Ensemble 3"
+    report = f"Ensemble 3: S1 {_pct(best['s1'])}, S2 {_pct(best['s2'])} (action top-1)"
+    if table2 is None:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
+    action = table2[table2["task"] == "action"]
+    s1 = action[action["setting"] == "S1"].set_index("name")["top1"]
+    s2 = action[action["setting"] == "S2"].set_index("name")["top1"]
+    if s1.empty:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
+    name = str(s1.idxmax())
+    measured = f"{name}: S1 {_pct(s1[name])}" + (f", S2 {_pct(s2[name])}" if name in s2 else "") + " (action top-1)"
+    return Claim(words, measured, report, _verdict([name == best["name"]]), "06_ensembles")
+
+
+def claim_best_single(runs: pd.DataFrame) -> Claim:
+    """Run folders: the Table 1 variant with the best S1 action top-1."""
+    best = paper.BEST_SINGLE
+    words = "The best single model is EgoACO on R(2+1)D-34 (IG-65M + Kinetics)"
+    report = f"{_variant_name(best['method'], best['backbone'], best['pretrain'])}: S1 {_pct(best['s1'])}, " \
+             f"S2 {_pct(best['s2'])} (action top-1)"
+    done = runs[runs["complete"] & ~runs["baseline"] & runs["s1_action"].notna()]
+    if done.empty:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
+    top = done.loc[done["s1_action"].idxmax()]
+    measured = (f"{_variant_name(top['method'], top['backbone'], top['pretrain'])}: S1 {_pct(top['s1_action'])}, "
+                f"S2 {_pct(top['s2_action'])} (action top-1)")
+    same = (top["method"], top["backbone"], top["pretrain"]) == (best["method"], best["backbone"], best["pretrain"])
+    return Claim(words, measured, report, _verdict([same]), "03_train_runs")
+
+
+def _verdict(holds: Sequence[bool]) -> str:
+    if all(holds):
+        return "holds here"
+    return "partly" if any(holds) else "does not hold here"
+
+
+def claims(runs_root: str | Path, runs: pd.DataFrame, measured: Sequence[str]) -> list[Claim]:
+    """Every claim, from the run table and the outputs of the chapters in ``measured`` (stems executed for this
+    build; the outputs of any other chapter are ignored, they may be left over from another preset)."""
+    book = Path(runs_root) / "book"
+
+    def summary(stem: str) -> dict | None:
+        return read_summary(book / stem / "summary.json") if stem in measured else None
+
+    table2 = read_table2(book / "06_ensembles" / "table2.csv") if "06_ensembles" in measured else None
+    return [
+        claim_gsm_models_time(summary("04_gsm_gates")),
+        claim_egoaco_attends_to_object(summary("05_lsta_attention")),
+        claim_ensembles_beat_members(summary("06_ensembles")),
+        claim_s2_harder(runs),
+        claim_best_ensemble(table2),
+        claim_best_single(runs),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# the pages (MyST markdown, written into runs/book/ beside the executed chapters)
+
+CHAPTER_TITLES = {
+    "01_data_prep": "1. Data", "02_pretrain": "2. Pre-training", "03_train_runs": "3. Training runs",
+    "04_gsm_gates": "4. GSM gates", "05_lsta_attention": "5. LSTA and EgoACO attention",
+    "06_ensembles": "6. Ensembles", "07_efficiency": "7. Efficiency",
+}
+
+
+def _chapter_link(stem: str, in_book: set[str]) -> str:
+    title = CHAPTER_TITLES.get(stem, stem)
+    if stem not in in_book:
+        return f"{title} (not in this build)"
+    target = "../../book/03_train_runs.md" if stem == "03_train_runs" else f"{stem}.ipynb"
+    return f"[{title}]({target})"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_page(found: Sequence[Claim], runs: pd.DataFrame, table2: pd.DataFrame | None, *, preset: str,
+                 seed: int, in_book: set[str]) -> str:
+    """The results page: the claims table, then Table 2's action top-1 here and in the report."""
+    caveat = ("At the `smoke` preset the models train for one epoch on a tiny dataset: the numbers below test the "
+              "pipeline and mean nothing." if preset == "smoke" else
+              "The numbers measured here come from SynthKitchens and narrow networks; they are not comparable "
+              "with the report's, which come from EPIC-Kitchens-55 and full networks. A verdict compares numbers "
+              "within one column: does the claim hold *here*?")
+    lines = [
+        "# The report's claims, checked",
+        "",
+        f"Each row is a claim of the report {{cite:p}}`{paper.CITATION}`, the number this book measured "
+        f"(preset `{preset}`, seed {seed}), the report's number, and the chapter that measures it. The page is "
+        "written by `make book` from the run folders and the chapters' outputs; a claim whose chapter has not "
+        "produced numbers says *not measured*. " + caveat,
+        "",
+        "| claim | measured here | the report (EPIC-Kitchens-55 test server) | holds here? | measured in |",
+        "|---|---|---|---|---|",
+    ]
+    for c in found:
+        lines.append(f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.report)} | {c.verdict} | "
+                     f"{_chapter_link(c.chapter, in_book)} |")
+    lines += ["", "## Table 2, action top-1", "",
+              "Action top-1 accuracy (%) of the three ensembles: recomputed here from the members' score files "
+              f"(chapter {_chapter_link('06_ensembles', in_book)}) and as the report gives it.", "",
+              "| setting | ensemble | here (%) | the report (%) |", "|---|---|---|---|"]
+    for setting, name in paper.TABLE2:
+        here = NOT_MEASURED
+        if table2 is not None:
+            row = table2[(table2["setting"] == setting) & (table2["name"] == name) & (table2["task"] == "action")]
+            here = f"{row['top1'].iloc[0]:.2f}" if len(row) else NOT_MEASURED
+        lines.append(f"| {setting} | {name} | {here} | {paper.action_top1(setting, name):.2f} |")
+    complete = runs[runs["complete"]]
+    lines += ["", f"{len(complete)} of {len(runs)} runs of this build are complete; the "
+              "[run index](appendix_runs.md) lists them.", ""]
+    return "\n".join(lines)
+
+
+def run_index_page(runs: pd.DataFrame, *, preset: str, seed: int, pages: set[str]) -> str:
+    """The appendix's run index: every run of the build, what it used, what it scored, what it cost."""
+    lines = [
+        "# Run index",
+        "",
+        f"Every training run of this build (preset `{preset}`, seed {seed}): the Table 1 variants, then the "
+        "baselines. Each run folder `runs/<name>/` holds `config.json` (the full configuration, the library's code "
+        "version and the git commit), `log.csv`, `checkpoint.pt`, the score files, `metrics.json` and `DONE`. "
+        "Top-1 accuracies are in %, training time in minutes, peak memory in MiB (resident set of the process "
+        "that trained).",
+        "",
+        "| run | method | backbone | pre-training (as used) | S1 verb | S1 noun | S1 action | S2 verb | S2 noun "
+        "| S2 action | training (min) | peak memory (MiB) | code version |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs.itertuples():
+        name = f"[{r.name}](../{r.name}/train.ipynb)" if r.name in pages else f"{r.name} (not trained)"
+        accs = " | ".join("–" if math.isnan(getattr(r, f"{s}_{t}")) else f"{getattr(r, f'{s}_{t}'):.1f}"
+                          for s in ("s1", "s2") for t in TASKS)
+        cost = " | ".join("–" if math.isnan(v) else f"{v:.{d}f}" for v, d in ((r.train_min, 1), (r.peak_mib, 0)))
+        pre = PRETRAIN_NAMES[r.pretrain] + (f": {r.pretrain_source}" if r.pretrain_source else "")
+        kind = " (baseline)" if r.baseline else ""
+        lines.append(f"| {name}{kind} | {METHOD_NAMES[r.method]} | {BACKBONE_NAMES[r.backbone]} | {_cell(pre)} | "
+                     f"{accs} | {cost} | `{r.code_version or '–'}` |")
+    return "\n".join(lines) + "\n"
