@@ -441,8 +441,8 @@ class Book:
         training = [Step(f"train {name}", lambda s, p=p: self.run_training(p, s),
                          ("02_pretrain",) + tuple(f"train {d}" for d in deps[name]))
                     for name, p in zip(self.run_names, self.run_params, strict=True)]
-        chapters = tuple(s.name for s in before + after)
-        out = before + training + after + [Step("results and run index", self.write_pages, chapters, soft=True)]
+        everything = tuple(s.name for s in before + training + after)
+        out = before + training + after + [Step("results and run index", self.write_pages, everything, soft=True)]
         if self.html:
             out.append(Step("html", self.build_html, ("results and run index",), soft=True))
         return out

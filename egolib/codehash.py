@@ -9,12 +9,15 @@ inside functions count too), plus ``egolib/__init__.py``, which every import run
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name  # "egolib"
+_PARSE_LOCK = threading.Lock()  # ast.parse from several threads at once can fail in CPython 3.11 (SystemError)
 
 
 def imported_modules(source: str) -> set[str]:
@@ -23,8 +26,10 @@ def imported_modules(source: str) -> set[str]:
     Notebook lines that are not Python (``%matplotlib inline``, ``!ls``) are ignored.
     """
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    with _PARSE_LOCK:
+        tree = ast.parse(code)
     found: set[str] = set()
-    for node in ast.walk(ast.parse(code)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -50,8 +55,19 @@ def closure(modules: Iterable[str]) -> list[str]:
         if not path.exists():
             raise ValueError(f"no module {PACKAGE}.{name} (looked for {path.name} in the {PACKAGE} package)")
         seen.add(name)
-        todo.extend(imported_modules(path.read_text()) - seen)
+        todo.extend(_module_imports(path, *_stamp(path)) - seen)
     return sorted(seen)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=256)
+def _module_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """``imported_modules`` of a library file, remembered while the file is unchanged (same time and size)."""
+    return frozenset(imported_modules(path.read_text()))
 
 
 def source_hash(modules: Iterable[str]) -> str:

@@ -131,6 +131,8 @@ def test_steps_run_in_dependency_order(monkeypatch, jobs):
             assert stem not in order and {s.name: s.status for s in steps}[stem] == "missing source"
     assert order[-2:] == ["results and run index", "html"]
     assert all(s.status in ("run", "missing source") for s in steps)
+    pages = {s.name: s for s in steps}["results and run index"]
+    assert set(pages.after) == {s.name for s in steps} - {"results and run index", "html"}  # waits for everything
 
 
 def test_a_failed_step_blocks_what_needs_it_and_the_pages_still_get_written(monkeypatch):
