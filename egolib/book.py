@@ -145,11 +145,34 @@ def offline_html(html: str) -> str:
     return _REMOTE_SCRIPT.sub("", html)
 
 
+# Calls that only set a notebook up (with imports, a cell of nothing else is collapsed in the book).
+SETUP_CALLS = {"logging.basicConfig", "sns.set_theme", "sns.set", "plt.style.use", "pd.set_option",
+               "warnings.filterwarnings", "warnings.simplefilter", "torch.set_num_threads", "use_book_renderer",
+               "figures.use_book_renderer", "np.set_printoptions"}
+
+
+def is_setup(source: str) -> bool:
+    """True when a code cell only imports and sets up (``SETUP_CALLS``): the book collapses its input."""
+    import ast
+
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    try:
+        with codehash.PARSE_LOCK:
+            body = ast.parse(code).body
+    except SyntaxError:
+        return False
+    calls = [s for s in body if not isinstance(s, ast.Import | ast.ImportFrom)]
+    return bool(body) and len(calls) < len(body) and all(
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and ast.unparse(s.value.func) in SETUP_CALLS
+        for s in calls)
+
+
 def polish(nb: Any) -> None:
-    """Reader polish on an executed notebook: parameter cells collapsed, HTML outputs made offline."""
+    """Reader polish on an executed notebook: parameter and set-up cells collapsed, HTML outputs made offline."""
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if cell.cell_type == "code" and any(t in tags for t in HIDDEN_INPUT_TAGS) and "hide-input" not in tags:
+        if cell.cell_type == "code" and "hide-input" not in tags and "remove-input" not in tags and (
+                any(t in tags for t in HIDDEN_INPUT_TAGS) or is_setup(cell.source)):
             cell.metadata["tags"] = [*tags, "hide-input"]
         for out in cell.get("outputs", []):
             data = out.get("data", {})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name  # "egolib"
-_PARSE_LOCK = threading.Lock()  # ast.parse from several threads at once can fail in CPython 3.11 (SystemError)
+PARSE_LOCK = threading.Lock()  # ast.parse from several threads at once can fail in CPython 3.11 (SystemError)
 
 
 def imported_modules(source: str) -> set[str]:
@@ -26,7 +26,7 @@ def imported_modules(source: str) -> set[str]:
     Notebook lines that are not Python (``%matplotlib inline``, ``!ls``) are ignored.
     """
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    with _PARSE_LOCK:
+    with PARSE_LOCK:
         tree = ast.parse(code)
     found: set[str] = set()
     for node in ast.walk(tree):

@@ -112,8 +112,13 @@ def read_table2(path: str | Path) -> pd.DataFrame | None:
 # the claims
 
 
-def _pct(value: float, unit: str = "%") -> str:
-    return f"{value:.1f} {unit}".rstrip()
+def _pct(value: float, unit: str = "%", digits: int = 1) -> str:
+    return f"{value:.{digits}f} {unit}".rstrip()
+
+
+def _report(value: float) -> str:
+    """One of the report's numbers, as precise as the report gives it."""
+    return _pct(value, digits=2)
 
 
 def _entry(summary: dict[str, dict[str, Any]], key: str) -> tuple[float, str]:
@@ -164,8 +169,8 @@ def claim_egoaco_attends_to_object(summary: dict | None) -> Claim:
 def claim_ensembles_beat_members(summary: dict | None) -> Claim:
     """Chapter 06: each ensemble beats its best member on S1 action top-1."""
     words = "An ensemble beats its best member"
-    report = (f"Ensemble 3 {_pct(paper.BEST_ENSEMBLE['s1'])} vs the best single model "
-              f"{_pct(paper.BEST_SINGLE['s1'])} (S1 action top-1)")
+    report = (f"Ensemble 3 {_report(paper.BEST_ENSEMBLE['s1'])} vs the best single model "
+              f"{_report(paper.BEST_SINGLE['s1'])} (S1 action top-1)")
     flags = {key.removeprefix("beats_best_member_"): entry["value"] for key, entry in (summary or {}).items()
              if key.startswith("beats_best_member_")}
     if not flags:
@@ -179,8 +184,8 @@ def claim_ensembles_beat_members(summary: dict | None) -> Claim:
 def claim_s2_harder(runs: pd.DataFrame) -> Claim:
     """Run folders: action top-1 on unseen kitchens (S2) below seen kitchens (S1)."""
     words = "Unseen kitchens (S2) are harder than seen kitchens (S1)"
-    report = "; ".join(f"Ensemble {k} {_pct(paper.action_top1('S1', f'ensemble{k}'))} → "
-                       f"{_pct(paper.action_top1('S2', f'ensemble{k}'))}" for k in (1, 2, 3)) + " (action top-1)"
+    report = "; ".join(f"Ensemble {k} {_report(paper.action_top1('S1', f'ensemble{k}'))} → "
+                       f"{_report(paper.action_top1('S2', f'ensemble{k}'))}" for k in (1, 2, 3)) + " (action top-1)"
     done = runs[runs["complete"] & runs["s1_action"].notna() & runs["s2_action"].notna()]
     if done.empty:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
@@ -195,7 +200,7 @@ def claim_best_ensemble(table2: pd.DataFrame | None) -> Claim:
     """Chapter 06's Table 2: which ensemble has the best S1 action top-1."""
     best = paper.BEST_ENSEMBLE
     words = "The best ensemble is Ensemble 3"
-    report = f"Ensemble 3: S1 {_pct(best['s1'])}, S2 {_pct(best['s2'])} (action top-1)"
+    report = f"Ensemble 3: S1 {_report(best['s1'])}, S2 {_report(best['s2'])} (action top-1)"
     if table2 is None:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
     action = table2[table2["task"] == "action"]
@@ -212,8 +217,8 @@ def claim_best_single(runs: pd.DataFrame) -> Claim:
     """Run folders: the Table 1 variant with the best S1 action top-1."""
     best = paper.BEST_SINGLE
     words = "The best single model is EgoACO on R(2+1)D-34 (IG-65M + Kinetics)"
-    report = f"{_variant_name(best['method'], best['backbone'], best['pretrain'])}: S1 {_pct(best['s1'])}, " \
-             f"S2 {_pct(best['s2'])} (action top-1)"
+    report = (f"{_variant_name(best['method'], best['backbone'], best['pretrain'])}: S1 {_report(best['s1'])}, "
+              f"S2 {_report(best['s2'])} (action top-1)")
     done = runs[runs["complete"] & ~runs["baseline"] & runs["s1_action"].notna()]
     if done.empty:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
@@ -311,26 +316,26 @@ def results_page(found: Sequence[Claim], runs: pd.DataFrame, table2: pd.DataFram
 
 def run_index_page(runs: pd.DataFrame, *, preset: str, seed: int, pages: set[str]) -> str:
     """The appendix's run index: every run of the build, what it used, what it scored, what it cost."""
+    versions = sorted({v for v in runs["code_version"] if v})
     lines = [
         "# Run index",
         "",
         f"Every training run of this build (preset `{preset}`, seed {seed}): the Table 1 variants, then the "
         "baselines. Each run folder `runs/<name>/` holds `config.json` (the full configuration, the library's code "
         "version and the git commit), `log.csv`, `checkpoint.pt`, the score files, `metrics.json` and `DONE`. "
-        "Top-1 accuracies are in %, training time in minutes, peak memory in MiB (resident set of the process "
-        "that trained).",
+        "Top-1 accuracies are in % (verb / noun / action), training time in minutes, peak memory in MiB (resident "
+        "set of the process that trained). "
+        + (f"Training code version: `{', '.join(versions)}`." if versions else ""),
         "",
-        "| run | method | backbone | pre-training (as used) | S1 verb | S1 noun | S1 action | S2 verb | S2 noun "
-        "| S2 action | training (min) | peak memory (MiB) | code version |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | model | pre-training, as used | S1 top-1 (%) | S2 top-1 (%) | training (min) | peak memory (MiB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs.itertuples():
         name = f"[{r.name}](../{r.name}/train.ipynb)" if r.name in pages else f"{r.name} (not trained)"
-        accs = " | ".join("–" if math.isnan(getattr(r, f"{s}_{t}")) else f"{getattr(r, f'{s}_{t}'):.1f}"
-                          for s in ("s1", "s2") for t in TASKS)
+        accs = [" / ".join("–" if math.isnan(getattr(r, f"{s}_{t}")) else f"{getattr(r, f'{s}_{t}'):.1f}"
+                           for t in TASKS) for s in ("s1", "s2")]
         cost = " | ".join("–" if math.isnan(v) else f"{v:.{d}f}" for v, d in ((r.train_min, 1), (r.peak_mib, 0)))
-        pre = PRETRAIN_NAMES[r.pretrain] + (f": {r.pretrain_source}" if r.pretrain_source else "")
-        kind = " (baseline)" if r.baseline else ""
-        lines.append(f"| {name}{kind} | {METHOD_NAMES[r.method]} | {BACKBONE_NAMES[r.backbone]} | {_cell(pre)} | "
-                     f"{accs} | {cost} | `{r.code_version or '–'}` |")
+        pre = PRETRAIN_NAMES[r.pretrain] + (f" ({r.pretrain_source})" if r.pretrain_source else "")
+        model = f"{METHOD_NAMES[r.method]}, {BACKBONE_NAMES[r.backbone]}" + (" (baseline)" if r.baseline else "")
+        lines.append(f"| {name} | {model} | {_cell(pre)} | {accs[0]} | {accs[1]} | {cost} |")
     return "\n".join(lines) + "\n"

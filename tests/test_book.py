@@ -172,6 +172,14 @@ def test_toc_of_a_build_lists_its_own_run_pages_and_leaves_out_chapters_not_exec
     assert {"runs/book/results", "runs/book/appendix_runs", "book/references"} <= set(files)
 
 
+def test_setup_cells_are_recognised():
+    from egolib.book import is_setup
+
+    assert is_setup("%matplotlib inline\nimport logging\nfrom egolib import train\nlogging.basicConfig(level=20)")
+    assert not is_setup("import numpy as np\nx = np.zeros(3)")  # computes something: stays visible
+    assert not is_setup("display(table)") and not is_setup("") and not is_setup("not python (")
+
+
 def test_offline_html_drops_remote_scripts_only():
     from egolib.book import offline_html
 

@@ -128,11 +128,11 @@ def test_code_cells_do_not_scroll_sideways(smoke_book, site, browser):
     for doc in docs:
         _open(browser, f"{site}/{doc}.html")
         over = browser.execute_script(
-            "return [...document.querySelectorAll('div.cell div.highlight pre, div.cell_output pre')]"
+            "return [...document.querySelectorAll('article.bd-article pre')]"
             ".filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1).length")
         if over:
             wide[doc] = over
-    assert not wide, f"code cells with a horizontal scroll bar: {wide}"
+    assert not wide, f"code with a horizontal scroll bar: {wide}"
 
 
 @pytest.mark.parametrize("stem", INTERACTIVE)

@@ -105,4 +105,6 @@ def test_run_index_links_the_pages_that_exist(tmp_path):
     page = results.run_index_page(table, preset="smoke", seed=0, pages={table.loc[0, "name"]})
     name = table.loc[0, "name"]
     assert f"[{name}](../{name}/train.ipynb)" in page and "(not trained)" in page
-    assert "IG-65M + Kinetics: synthetic stand-in: motion clips" in page and "| 1.5 | 700 |" in page
+    row = "IG-65M + Kinetics (synthetic stand-in: motion clips) | 30.0 / 30.0 / 30.0 | 20.0 / 20.0 / 20.0 | 1.5 | 700 |"
+    assert row in page
+    assert "| – / – / – | – / – / – | – | – |" in page and "Training code version: `abc`." in page
