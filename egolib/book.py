@@ -181,6 +181,17 @@ def polish(nb: Any) -> None:
                 data["text/html"] = offline_html(html if isinstance(html, str) else "".join(html))
 
 
+def repolish(output: Path) -> None:
+    """Apply today's ``polish`` to a notebook executed earlier (rewritten only if that changes it)."""
+    import nbformat
+
+    nb = nbformat.read(output, as_version=4)
+    before = nbformat.writes(nb)
+    polish(nb)
+    if nbformat.writes(nb) != before:
+        runs.write_text(output, nbformat.writes(nb))
+
+
 def declared_parameters(notebook: str | Path) -> set[str]:
     """The parameter names of ``notebook``'s ``parameters`` cell."""
     import papermill as pm
@@ -324,6 +335,8 @@ def summary_table(steps: list[Step]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
+    if any(s.status == "reused" for s in steps):
+        lines.append("(reused: the wall time of the check; the peak memory recorded when the step last ran)")
     return "\n".join(lines)
 
 
@@ -405,6 +418,7 @@ class Book:
             record = json.loads(key_path(output).read_text())
             log.info("%s is current (key %s): reused", output.relative_to(ROOT), key)
             step.peak_mib = record.get("peak_mib")
+            repolish(output)
             return "reused"
         key_path(output).unlink(missing_ok=True)
         t0 = time.perf_counter()
