@@ -74,8 +74,8 @@ CHAPTERS = (
     Chapter("04_gsm_gates", after=(TRAIN,), reads_runs=True),
     Chapter("05_lsta_attention", after=(TRAIN,), reads_runs=True),
     Chapter("06_ensembles", after=(TRAIN,), reads_runs=True, reads=("configs/ensembles.yaml",)),
-    Chapter("07_efficiency", after=(TRAIN,), reads_runs=True,
-            reads=("benchmarks/*.json", f"{RUNS}/benchmarks/*.json", f"{RUNS}/book/07_efficiency/*.json")),
+    Chapter("07_efficiency", after=(TRAIN,), reads_runs=True,  # benchmark results: measured by 07 when missing
+            reads=(f"{RUNS}/book/07_efficiency/bench.json", f"{RUNS}/book/07_efficiency/gpu.json")),
 )
 GENERATED_PAGES = ("results", "appendix_runs")  # runs/book/<page>.md, written from the runs and the chapters
 COMMON_PARAMETERS = ("preset", "seed", "runs")  # passed to every chapter that declares them
@@ -393,10 +393,14 @@ class Book:
         notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
         output = ROOT / RUNS / "book" / f"{chapter.stem}.ipynb"
         params = self.chapter_parameters(notebook)
-        files = run_folder_files(self.run_names) if chapter.reads_runs else []
-        for pattern in chapter.reads:
-            files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
-        status = self._execute_if_stale(step, notebook, output, params, step_key(notebook, params, files))
+
+        def key() -> str:
+            files = run_folder_files(self.run_names) if chapter.reads_runs else []
+            for pattern in chapter.reads:
+                files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
+            return step_key(notebook, params, files)
+
+        status = self._execute_if_stale(step, notebook, output, params, key)
         with self.lock:
             self.executed.add(chapter.stem)
         return status
@@ -406,24 +410,26 @@ class Book:
         cfg = RunConfig.from_params(params)
         notebook = ROOT / "book" / "03_train.ipynb"
         output = ROOT / cfg.run_path / "train.ipynb"
-        key = step_key(notebook, params, [])
         if not runs.is_complete(ROOT / cfg.run_path, cfg.to_dict()):
             key_path(output).unlink(missing_ok=True)  # the run must be (re)trained, whatever the page says
         title = f"{cfg.method} · {cfg.backbone} · {cfg.pretrain} ({cfg.preset})"
-        return self._execute_if_stale(step, notebook, output, params, key, title=title)
+        return self._execute_if_stale(step, notebook, output, params, lambda: step_key(notebook, params, []),
+                                      title=title)
 
-    def _execute_if_stale(self, step: Step, notebook: Path, output: Path, params: dict[str, Any], key: str,
-                          title: str | None = None) -> str:
-        if is_current(output, key):
+    def _execute_if_stale(self, step: Step, notebook: Path, output: Path, params: dict[str, Any],
+                          key: Callable[[], str], title: str | None = None) -> str:
+        """Reuse ``output`` when its stored key equals ``key()``; else execute and store ``key()`` as computed
+        after the execution (a file the notebook writes for itself, such as a benchmark cache, then counts)."""
+        if is_current(output, key()):
             record = json.loads(key_path(output).read_text())
-            log.info("%s is current (key %s): reused", output.relative_to(ROOT), key)
+            log.info("%s is current: reused", output.relative_to(ROOT))
             step.peak_mib = record.get("peak_mib")
             repolish(output)
             return "reused"
         key_path(output).unlink(missing_ok=True)
         t0 = time.perf_counter()
         step.peak_mib = execute(notebook, output, params, title=title)
-        runs.write_json(key_path(output), {"key": key, "notebook": str(notebook.relative_to(ROOT)),
+        runs.write_json(key_path(output), {"key": key(), "notebook": str(notebook.relative_to(ROOT)),
                                             "parameters": params, "wall_s": time.perf_counter() - t0,
                                             "peak_mib": step.peak_mib, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return "run"

@@ -236,12 +236,14 @@ def test_a_chapter_is_executed_again_only_when_its_key_changes(tmp_path, monkeyp
     monkeypatch.setattr(book, "ROOT", tmp_path)
     (tmp_path / "book").mkdir()
     (tmp_path / "inputs.txt").write_text("one")
-    src = "from egolib import paper\nprint(paper.BEST_ENSEMBLE['s1'], open('inputs.txt').read())"
+    src = ("from pathlib import Path\nfrom egolib import paper\n"
+           "print(paper.BEST_ENSEMBLE['s1'], open('inputs.txt').read())\n"
+           "cache = Path('cache.txt')\nif not cache.exists():\n    cache.write_text('measured')")
     _notebook(tmp_path / "book", nbformat.v4.new_markdown_cell("# A chapter"),
               nbformat.v4.new_code_cell('preset: str = "demo"  # which\nlimit: int = 3  # its own',
                                         metadata={"tags": ["parameters"]}),
               nbformat.v4.new_code_cell(src), name="09_probe.ipynb")
-    chapter = book.Chapter("09_probe", reads=("inputs.txt",))
+    chapter = book.Chapter("09_probe", reads=("inputs.txt", "cache.txt"))  # cache.txt: written by its first run
     b = book.Book(preset="smoke")
 
     def status():
@@ -250,7 +252,7 @@ def test_a_chapter_is_executed_again_only_when_its_key_changes(tmp_path, monkeyp
     assert status() == "run"
     out = tmp_path / "runs" / "book" / "09_probe.ipynb"
     assert nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"] == "40.0 one\n"
-    assert status() == "reused"
+    assert status() == "reused"  # its own cache counts as it was after the execution
     (tmp_path / "inputs.txt").write_text("two")  # a file it reads
     assert status() == "run" and status() == "reused"
     b.seed = 1  # a parameter it does not declare: not passed, not part of its key
