@@ -40,7 +40,7 @@ book: $(STAMP)
 	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) --jobs $(JOBS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check egolib tests benchmarks book/*.py
+	$(BIN)/ruff check egolib tests benchmarks book/*.py _ext
 
 clean:
 	rm -rf _build _static/plotly.min.js
