@@ -203,7 +203,7 @@ def claim_best_ensemble(table2: pd.DataFrame | None) -> Claim:
     report = f"Ensemble 3: S1 {_report(best['s1'])}, S2 {_report(best['s2'])} (action top-1)"
     if table2 is None:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
-    action = table2[table2["task"] == "action"]
+    action = table2[(table2["task"] == "action") & table2["name"].isin([n for _, n in paper.TABLE2])]  # not members
     s1 = action[action["setting"] == "S1"].set_index("name")["top1"]
     s2 = action[action["setting"] == "S2"].set_index("name")["top1"]
     if s1.empty:

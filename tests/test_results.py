@@ -75,6 +75,7 @@ def test_claims_from_run_folders_and_chapter_outputs(tmp_path):
     pd.DataFrame([{"name": f"Ensemble {k}", "setting": s, "task": "action", "top1": v, "top5": 0, "precision": 0,
                    "recall": 0} for k, s, v in ((1, "S1", 30.0), (2, "S1", 38.5), (3, "S1", 37.0),
                                                 (1, "S2", 20.0), (2, "S2", 21.0), (3, "S2", 22.0))]
+                 + [{"name": "gsm-bninc-epic-smoke-s0", "setting": "S1", "task": "action", "top1": 39.0}]  # a member
                  ).to_csv(book / "06_ensembles" / "table2.csv", index=False)
     table = results.run_table(tmp_path, VARIANTS, BASELINES, preset="smoke", seed=0)
     measured = ["04_gsm_gates", "05_lsta_attention", "06_ensembles"]
