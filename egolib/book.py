@@ -147,7 +147,8 @@ def offline_html(html: str) -> str:
 
 # Calls that only set a notebook up (with imports, a cell of nothing else is collapsed in the book).
 SETUP_CALLS = {"logging.basicConfig", "sns.set_theme", "sns.set", "plt.style.use", "pd.set_option",
-               "warnings.filterwarnings", "warnings.simplefilter", "torch.set_num_threads", "use_book_renderer",
+               "warnings.filterwarnings", "warnings.simplefilter", "torch.set_num_threads", "torch.set_grad_enabled",
+               "use_book_renderer",
                "figures.use_book_renderer", "np.set_printoptions"}
 
 

@@ -113,7 +113,8 @@ def read_table2(path: str | Path) -> pd.DataFrame | None:
 
 
 def _pct(value: float, unit: str = "%", digits: int = 1) -> str:
-    return f"{value:.{digits}f} {unit}".rstrip()
+    """``41.3 %``, with a no-break space so that a narrow table column never separates the number from its unit."""
+    return f"{value:.{digits}f}\u00a0{unit}".rstrip()
 
 
 def _report(value: float) -> str:

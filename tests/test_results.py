@@ -1,5 +1,6 @@
 """egolib.results: the report's claims checked from run folders and chapter outputs; egolib.paper's numbers."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -79,7 +80,9 @@ def test_claims_from_run_folders_and_chapter_outputs(tmp_path):
                  ).to_csv(book / "06_ensembles" / "table2.csv", index=False)
     table = results.run_table(tmp_path, VARIANTS, BASELINES, preset="smoke", seed=0)
     measured = ["04_gsm_gates", "05_lsta_attention", "06_ensembles"]
-    gsm, ego, beats, s2, best_ens, best_single = results.claims(tmp_path, table, measured)
+    gsm, ego, beats, s2, best_ens, best_single = [
+        dataclasses.replace(c, measured=c.measured.replace("\u00a0", " "))  # no-break space between number and unit
+        for c in results.claims(tmp_path, table, measured)]
     assert gsm.verdict == "holds here" and "GSM 70.0 %, TSN 50.0 %" in gsm.measured
     assert ego.verdict == "partly"  # beats random peaks, not the centre prior
     assert beats.verdict == "partly" and beats.measured.startswith("2 of 3 ensembles")
