@@ -195,7 +195,8 @@ plt.show()
 # - `acc_forward`: top-1 verb accuracy forward;
 # - `acc_backward_swapped`: accuracy backward against the partner verb, the label a reversed clip deserves
 #   (a reversed *take* looks like a *put*);
-# - `partner_*`: the within-pair confusion, the % of clips predicted as the other verb of the pair;
+# - `partner_forward`: the within-pair confusion, the % of clips played forward predicted as the other verb of the
+#   pair;
 # - `flip`: the % of clips whose predicted verb changes when the clip is played backward.
 #
 # A model that ignores order has `flip` = 0 and `acc_backward` = `acc_forward`. The report claims that GSM

@@ -19,7 +19,6 @@ frame ``t`` (frame t receives from the future), group 1 those of frame ``t - 1``
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from egolib import gsm, models, train, transforms
+from egolib import ensemble, gsm, models, train, transforms
 from egolib.config import RunConfig
 from egolib.synthetic_render import REVERSAL_PAIRS
 
@@ -223,17 +222,14 @@ def random_peaks(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def train_command(name: str, runs: str | Path = "runs") -> str:
-    """The papermill command that trains the run ``<method>-<backbone>-<pretrain>-<preset>-s<seed>``."""
+    """The papermill command that trains the run ``<method>-<backbone>-<pretrain>-<preset>-s<seed>``
+    (``egolib.ensemble.train_command``; a name of another shape gets a command with the parameters to fill in)."""
     parts = name.split("-")
     if len(parts) != 5 or not parts[4].startswith("s") or not parts[4][1:].isdigit():
         return f"papermill book/03_train.ipynb {Path(runs) / name / 'train.ipynb'} -p method ... (see book/03_train)"
     method, backbone, pretrain, preset, seed = parts
-    out = Path(runs) / name / "train.ipynb"
-    params = {"method": method, "backbone": backbone, "pretrain": pretrain, "preset": preset, "seed": seed[1:]}
-    if Path(runs) != Path("runs"):
-        params["run_dir"] = str(Path(runs) / name)
-    flags = " ".join(f"-p {k} {shlex.quote(v)}" for k, v in params.items())
-    return f"papermill book/03_train.ipynb {shlex.quote(str(out))} {flags}"
+    member = ensemble.Member(method=method, backbone=backbone, pretrain=pretrain)
+    return ensemble.train_command(member, preset, int(seed[1:]), runs)
 
 
 @dataclass
@@ -411,9 +407,10 @@ def order_table(predictions: pd.DataFrame, pairs: Sequence[tuple[int, int]], ver
 
     Columns: ``clips``; ``acc_forward`` (top-1 on the true verb); ``acc_backward`` (backward play, true verb:
     an order-blind model scores ``acc_forward`` here); ``acc_backward_swapped`` (backward play against the
-    partner verb, the label a reversed clip deserves); ``partner_forward`` / ``partner_backward`` (% predicted
-    as the pair's other verb); ``flip`` (% whose predicted verb changes when played backward). One row per pair
-    (``"take/put"``) and a last row ``"all pairs"``.
+    partner verb, the label a reversed clip deserves, which is also the % of backward plays predicted as the
+    pair's other verb); ``partner_forward`` (% of forward plays predicted as the pair's other verb); ``flip``
+    (% whose predicted verb changes when played backward). One row per pair (``"take/put"``) and a last row
+    ``"all pairs"``.
 
     Args:
         predictions: from ``order_predictions`` (``verb, forward, backward``).
@@ -440,7 +437,6 @@ def order_table(predictions: pd.DataFrame, pairs: Sequence[tuple[int, int]], ver
             "acc_backward": pct(p.backward == p.verb),
             "acc_backward_swapped": pct(p.backward == other),
             "partner_forward": pct(p.forward == other),
-            "partner_backward": pct(p.backward == other),
             "flip": pct(p.forward != p.backward),
         }
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -181,7 +181,11 @@ def test_order_probe_sees_a_model_that_reads_time():
 
 def test_order_table_counts_by_hand():
     pred = pd.DataFrame({"verb": [0, 0, 1, 1, 2], "forward": [0, 1, 1, 1, 2], "backward": [1, 1, 1, 0, 3]})
-    t = probes.order_table(pred, [(0, 1)], ["take", "put", "wash"]).loc["take/put"]
+    table = probes.order_table(pred, [(0, 1)], ["take", "put", "wash"])
+    # one column per distinct quantity (backward plays named as the partner verb = acc_backward_swapped)
+    assert list(table.columns) == ["clips", "acc_forward", "acc_backward", "acc_backward_swapped", "partner_forward",
+                                   "flip"]
+    t = table.loc["take/put"]
     assert t.clips == 4 and t.acc_forward == 75.0 and t.acc_backward == 25.0 and t.acc_backward_swapped == 75.0
     assert t.partner_forward == 25.0 and t.flip == 50.0
 
@@ -250,5 +254,7 @@ def test_train_command_names_the_run():
                    "-p backbone bninc -p pretrain epic -p preset demo -p seed 0")
     assert "-p run_dir elsewhere/tsn-res34-imagenet-smoke-s1" in probes.train_command(
         "tsn-res34-imagenet-smoke-s1", "elsewhere")
+    paper = probes.train_command("egoaco-res152-imagenet-paper-s0")  # real EPIC frames: the command needs them
+    assert paper.endswith("-p preset paper -p seed 0 -p data_root <EPIC-Kitchens-55 root>")
     with pytest.raises(FileNotFoundError, match="papermill book/03_train.ipynb .*-p method egoaco"):
         probes.open_run("no-such-root", "egoaco-res34-imagenet-demo-s0")
