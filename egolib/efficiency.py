@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from egolib.config import RunConfig
+from egolib.ensemble import Member
 from egolib.synthetic import EPIC55_TRAIN_SEGMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,16 +139,8 @@ def summary(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def run_folder(runs_root: str | Path, variant: dict[str, str], preset: str, seed: int) -> Path:
     """``<runs_root>/<method>-<backbone>-<pretrain>-<preset>-s<seed>``."""
-    params = {
-        "method": variant["method"],
-        "backbone": variant["backbone"],
-        "pretrain": variant["pretrain"],
-        "preset": preset,
-        "seed": seed,
-    }
-    if preset == "paper":
-        params["data_root"] = "unused"
-    return Path(runs_root) / RunConfig.from_params(params).name
+    member = Member(method=variant["method"], backbone=variant["backbone"], pretrain=variant["pretrain"])
+    return Path(runs_root) / member.run_name(preset, seed)
 
 
 def run_results(

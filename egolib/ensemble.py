@@ -26,6 +26,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -244,13 +245,20 @@ class MissingRunError(FileNotFoundError):
 
 
 def train_command(member: Member, preset: str, seed: int, runs_root: str | Path = "runs") -> str:
-    """The papermill command that trains (or resumes) a member run into ``<runs_root>/<name>/``."""
+    """The papermill command that trains (or resumes) a member run into ``<runs_root>/<name>/``.
+
+    The ``paper`` preset trains on the real EPIC-Kitchens-55 frames, so its command carries a ``data_root``
+    placeholder for the reader to fill in.
+    """
     name = member.run_name(preset, seed)
-    cmd = (f"papermill book/03_train.ipynb {Path(runs_root) / name / 'train.ipynb'} -p method {member.method} "
-           f"-p backbone {member.backbone} -p pretrain {member.pretrain} -p preset {preset} -p seed {seed}")
+    params = {"method": member.method, "backbone": member.backbone, "pretrain": member.pretrain, "preset": preset,
+              "seed": str(seed)}
     if Path(runs_root) != Path("runs"):
-        cmd += f" -p run_dir {Path(runs_root) / name}"
-    return cmd
+        params["run_dir"] = str(Path(runs_root) / name)
+    flags = " ".join(f"-p {k} {shlex.quote(v)}" for k, v in params.items())
+    if preset == "paper":
+        flags += " -p data_root <EPIC-Kitchens-55 root>"
+    return f"papermill book/03_train.ipynb {shlex.quote(str(Path(runs_root) / name / 'train.ipynb'))} {flags}"
 
 
 def load_run(run_dir: str | Path) -> dict[str, Scores]:

@@ -171,6 +171,12 @@ def test_run_results_reads_complete_runs_and_notes_missing(tmp_path):
     assert len(notes) == 1 and "tsn-res34-imagenet-demo-s0" in notes[0]
 
 
+def test_run_folder_names_every_preset():
+    variant = {"method": "gsm", "backbone": "bninc", "pretrain": "epic"}
+    assert efficiency.run_folder("r", variant, "paper", 1) == Path("r") / "gsm-bninc-epic-paper-s1"
+    assert efficiency.run_folder("r", variant, "demo", 0) == Path("r") / "gsm-bninc-epic-demo-s0"
+
+
 def test_load_benchmark_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="bench_models.py --json"):
         efficiency.load_benchmark(tmp_path / "none.json")
