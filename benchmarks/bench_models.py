@@ -107,6 +107,25 @@ def classes(preset: str) -> tuple[int, int, int]:
     return len(VERBS), len(NOUNS), len(VERBS) * len(NOUNS)
 
 
+def build(cfg: RunConfig) -> nn.Module:
+    """The model of ``cfg`` (random weights, ``classes(cfg.preset)`` heads): the benchmark's only builder call."""
+    V, N, A = classes(cfg.preset)
+    return models.build_model(
+        cfg.method,
+        cfg.backbone,
+        V,
+        N,
+        A,
+        width=cfg.width,
+        num_segments=cfg.num_segments,
+        snippet_length=cfg.snippet_length,
+        dropout=cfg.dropout,
+        lsta_memory=cfg.lsta_memory,
+        lsta_pool=cfg.lsta_pool,
+        egoaco_clone=cfg.egoaco_clone,
+    )
+
+
 class Variant:
     """A model of ``cfg`` with an optimiser and a fixed random batch, ready to time.
 
@@ -124,20 +143,7 @@ class Variant:
         torch.manual_seed(0)
         self.cfg, self.device, self.amp = cfg, device, amp
         V, N, A = classes(cfg.preset)
-        self.model = models.build_model(
-            cfg.method,
-            cfg.backbone,
-            V,
-            N,
-            A,
-            width=cfg.width,
-            num_segments=cfg.num_segments,
-            snippet_length=cfg.snippet_length,
-            dropout=cfg.dropout,
-            lsta_memory=cfg.lsta_memory,
-            lsta_pool=cfg.lsta_pool,
-            egoaco_clone=cfg.egoaco_clone,
-        )
+        self.model = build(cfg)
         self.model.set_stage(self.model.num_stages)  # every trained parameter trains (the last stage's cost)
         self.model.to(device)
         if channels_last:
@@ -263,37 +269,14 @@ def measure_variants(cfgs: list[RunConfig], repeats: int, peak: dict[str, float]
 
 def paper_cost(cfg: RunConfig) -> dict[str, Any]:
     """Parameters and forward FLOPs per clip at the paper sizes, counted on the meta device (no arithmetic)."""
-    V, N, A = classes(cfg.preset)
     with torch.device("meta"):
-        model = models.build_model(
-            cfg.method,
-            cfg.backbone,
-            V,
-            N,
-            A,
-            width=cfg.width,
-            num_segments=cfg.num_segments,
-            snippet_length=cfg.snippet_length,
-            lsta_memory=cfg.lsta_memory,
-            lsta_pool=cfg.lsta_pool,
-        )
+        model = build(cfg)
     shape = (cfg.num_segments * cfg.snippet_length, 3, cfg.input_size, cfg.input_size)
     try:
         flops = models.flops_per_clip(model, shape)
     except (NotImplementedError, RuntimeError) as err:  # an op without a meta kernel: count on real tensors
         log.info("  meta-device count failed for %s/%s (%s): counting on the CPU", cfg.method, cfg.backbone, err)
-        model = models.build_model(
-            cfg.method,
-            cfg.backbone,
-            V,
-            N,
-            A,
-            width=cfg.width,
-            num_segments=cfg.num_segments,
-            snippet_length=cfg.snippet_length,
-            lsta_memory=cfg.lsta_memory,
-            lsta_pool=cfg.lsta_pool,
-        )
+        model = build(cfg)
         flops = models.flops_per_clip(model, shape)
     return {
         "method": cfg.method,
@@ -407,25 +390,46 @@ def data_loading(preset: str, backbone: str, batches: int, data_root: str | None
         num_workers=cfg.num_workers,
         drop_last=True,
     )
-    it = iter(loader)
-    next(it)  # worker start-up and first decode outside the timing
-    n, c0, w0 = 0, time.process_time(), time.perf_counter()
-    for _ in range(batches):
-        try:
-            n += next(it)["clip"].shape[0]
-        except StopIteration:
-            break
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     return {
         "dataset": str(cfg.dataset_path),
         "backbone": backbone,
         "num_workers": cfg.num_workers,
         "num_segments": cfg.num_segments,
         "input_size": cfg.input_size,
-        "clips": n,
-        "clips_per_s": n / wall,
-        "clips_per_cpu_s": n / max(cpu, 1e-9),
+        **loader_throughput(loader, batches),
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished, reaped children (DataLoader workers once shut down)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def loader_throughput(loader: Any, batches: int) -> dict[str, float]:
+    """Clips/s of ``loader`` over ``batches`` batches (items ``{"clip": (B, ...)}``).
+
+    Wall time is timed after the first batch (worker start-up and first decode outside it). CPU time counts
+    this process and the loader's worker processes (their time is known once they exit): from the start of the
+    iteration to the workers' shutdown, so it includes start-up and the batches prefetched but not consumed, and
+    ``clips_per_cpu_s`` is a lower bound.
+
+    Returns:
+        ``clips`` (timed), ``clips_per_s`` (wall) and ``clips_per_cpu_s`` (all processes, every consumed clip).
+    """
+    c0 = _cpu_seconds()
+    it = iter(loader)
+    first = next(it)["clip"].shape[0]
+    n, w0 = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            n += next(it)["clip"].shape[0]
+        except StopIteration:
+            break
+    wall = time.perf_counter() - w0
+    del it  # shuts the workers down and reaps them, so that their CPU time is counted
+    cpu = _cpu_seconds() - c0
+    return {"clips": n, "clips_per_s": n / wall, "clips_per_cpu_s": (first + n) / max(cpu, 1e-9)}
 
 
 # --------------------------------------------------------------------------------------------------
