@@ -177,6 +177,12 @@ def heatmap_player(
 def heatmap_grid(clip: MapClip, *, signed: bool = False, opacity: float = 0.5, cmap: str | None = None) -> plt.Figure:
     """The static twin of ``heatmap_player`` for one clip: one row per map option, one column per frame.
 
+    Args:
+        clip: frames ``(T, h, w, 3)`` and maps ``{option: (T, mh, mw)}``.
+        signed: maps in [-m, m] with a diverging colour map centred on 0 (gates).
+        opacity: of the heat map over the frame.
+        cmap: matplotlib colour map (default ``RdBu_r`` when signed, else ``inferno``).
+
     Returns:
         A matplotlib figure (the box of the active object in green).
     """
@@ -213,6 +219,13 @@ def lines_figure(table: pd.DataFrame, columns: Sequence[str], *, x: str | None =
     """An interactive line plot of some columns of a table against its index (or column ``x``), with hover.
 
     Used for the per-layer gate statistics (one point per GSM layer).
+
+    Args:
+        table: one row per point.
+        columns: the columns drawn, one line each.
+        x: the column on the x axis (default: the index).
+        title: figure title.
+        yaxis: y-axis title.
     """
     xs = table[x] if x else table.index
     fig = go.Figure([go.Scatter(x=xs, y=table[c], mode="lines+markers", name=c) for c in columns])
@@ -235,7 +248,13 @@ def lines_twin(table: pd.DataFrame, columns: Sequence[str], *, x: str | None = N
 
 
 def bars_figure(table: pd.DataFrame, *, title: str = "", yaxis: str = "") -> go.Figure:
-    """Grouped bars: one group per row of ``table``, one bar per column (e.g. pointing game per split)."""
+    """Grouped bars: one group per row of ``table``, one bar per column (e.g. pointing game per split).
+
+    Args:
+        table: rows are the groups, columns the bars of a group.
+        title: figure title.
+        yaxis: y-axis title.
+    """
     fig = go.Figure([go.Bar(x=[str(i) for i in table.index], y=table[c], name=str(c)) for c in table.columns])
     fig.update_layout(barmode="group", title={"text": title}, yaxis_title=yaxis, height=380,
                       margin={"t": 50, "l": 50, "r": 10, "b": 40})

@@ -196,6 +196,11 @@ def pointing_game(maps: np.ndarray, boxes: np.ndarray, tolerance: float = 0.0) -
 def centre_prior(n: int, height: int, width: int) -> np.ndarray:
     """A centre-biased baseline map: minus the squared distance of each cell centre to the frame centre.
 
+    Args:
+        n: maps (one per frame scored).
+        height: H, rows of the grid.
+        width: W, columns of the grid.
+
     Returns:
         ``(n, height, width)``; with an even side the first of the central cells (row-major) is the peak.
     """
@@ -207,6 +212,12 @@ def centre_prior(n: int, height: int, width: int) -> np.ndarray:
 
 def random_peaks(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """A uniform-random baseline: each map is one-hot at a cell drawn uniformly (seeded).
+
+    Args:
+        n: maps (one per frame scored).
+        height: H, rows of the grid.
+        width: W, columns of the grid.
+        seed: the generator's seed.
 
     Returns:
         ``(n, height, width)`` float32.
@@ -445,6 +456,10 @@ def order_table(predictions: pd.DataFrame, pairs: Sequence[tuple[int, int]], ver
 def order_probe(run: ProbeRun, splits: Sequence[str] = ("s1", "s2")) -> pd.DataFrame:
     """``order_predictions`` on the reversal-pair clips of each split of a run (segment-centre clips).
 
+    Args:
+        run: an opened run (``open_run``) whose verb classes hold reversal pairs.
+        splits: test splits to probe.
+
     Returns:
         Rows ``split, uid, verb, forward, backward``.
     """
@@ -602,6 +617,10 @@ def pointing_table(frames: pd.DataFrame, *, seed: int = 0) -> pd.Series:
     """Pointing-game accuracy (%) of each branch and of the two baselines on the frames of ``attention_probe``.
 
     The centre prior and the random peaks use the branches' map size (``h, w``); random peaks are seeded.
+
+    Args:
+        frames: ``attention_probe``'s rows (one per frame with a visible box).
+        seed: the random peaks' seed.
 
     Returns:
         ``act, obj, ctx, centre, random`` in %.
