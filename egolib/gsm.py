@@ -25,7 +25,7 @@ Cost. The gate adds well under 1 % of the backbone's multiply-adds (models.md §
 wall time is element-wise work and per-op overhead, not arithmetic. Two pieces therefore have hand-written
 backward passes (``_GateFromTaps``, ``_GateShiftFuse``): a few fused steps in place of a dozen autograd nodes and
 their copies. Their forward is the plain-tensor arithmetic in the same order (bit for bit the same on
-channels-last input; on NCHW input the gate conv now runs channels-last, which changes float32 rounding only).
+channels-last input; on NCHW input the gate conv runs channels-last, so float32 results differ in rounding only).
 The tests check forward and backward against the reference equations in float64, and by ``gradcheck``.
 
 ``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions listed in models.md §1.3
