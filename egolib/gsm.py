@@ -331,7 +331,7 @@ def reference_gate_shift(gsm: GateShift, x: Tensor) -> Tensor:
         sk = torch.cat([yk[:, :, 1:], zero], 2) if k == 0 else torch.cat([zero, yk[:, :, :-1]], 2)
         ok = sk + xk - yk
         if gsm.interleave:  # output channel 2j+i <- quarter i, channel j
-            ok = ok.reshape(B, 2, C // 4, T, H, W).transpose(1, 2).reshape(B, C // 2, T, H, W)
+            ok = ok.reshape(B, 2, C // 4, T, H, W).transpose(1, 2).reshape(B, C // 2, T, H, W)  # quarters interleaved
         out.append(ok)
     return torch.cat(out, 1).transpose(1, 2).reshape(N, C, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
 

@@ -149,7 +149,7 @@ def peak_centres(maps: np.ndarray) -> np.ndarray:
     if maps.ndim != 3:
         raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
     N, H, W = maps.shape
-    i, j = np.divmod(maps.reshape(N, H * W).argmax(1), W)
+    i, j = np.divmod(maps.reshape(N, H * W).argmax(1), W)  # (N, H, W) -> (N, H*W): first maximum -> row i, col j
     return np.stack([(j + 0.5) / W, (i + 0.5) / H], 1)
 
 
@@ -225,7 +225,7 @@ def random_peaks(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     maps = np.zeros((n, height * width), dtype=np.float32)
     maps[np.arange(n), rng.integers(height * width, size=n)] = 1.0
-    return maps.reshape(n, height, width)
+    return maps.reshape(n, height, width)  # (n, H*W) -> (n, H, W)
 
 
 # --------------------------------------------------------------------------------------------------
