@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from egolib import metrics, runs, scores, submission
+from egolib import metrics, paper, runs, scores, submission
 from egolib.config import BACKBONES, METHODS, PRESETS, PRETRAINS, RunConfig
 from egolib.scores import TASKS, Scores
 
@@ -51,31 +51,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ensembles
 
 
 # --------------------------------------------------------------------------------------------------
-# 1. The report (paper.md): Table 2 on the EPIC-Kitchens-55 test server, in percent.
+# 1. The report: Table 2 on the EPIC-Kitchens-55 test server, in percent (``egolib.paper``).
 
 REPORT_DATA = "EPIC-Kitchens-55 test server (the report)"
-REPORT_TABLE2 = pd.DataFrame(
-    [
-        # setting, ensemble, top-1 verb/noun/action, top-5 verb/noun/action, precision v/n/a, recall v/n/a
-        ("S1", "ensemble1", 66.98, 47.21, 37.28, 89.71, 71.05, 58.18, 57.91, 43.25, 18.84, 45.41, 43.96, 22.70),
-        ("S1", "ensemble2", 68.41, 48.76, 38.80, 90.54, 72.41, 60.41, 59.64, 44.74, 21.40, 47.45, 45.56, 23.78),
-        ("S1", "ensemble3", 68.68, 49.35, 40.00, 90.97, 72.45, 60.23, 60.63, 45.45, 21.82, 47.19, 45.84, 24.34),
-        ("S2", "ensemble1", 54.15, 31.38, 23.63, 80.81, 56.54, 41.99, 27.72, 24.43, 12.02, 23.50, 28.46, 17.71),
-        ("S2", "ensemble2", 55.96, 32.23, 24.79, 81.56, 58.83, 44.14, 32.97, 26.43, 12.84, 25.16, 29.56, 18.31),
-        ("S2", "ensemble3", 56.67, 33.90, 25.71, 81.87, 59.68, 44.42, 30.72, 27.25, 12.74, 25.09, 29.46, 17.93),
-    ],
-    columns=["setting", "name", *(f"{m}_{t}" for m in ("top1", "top5", "precision", "recall") for t in TASKS)],
-)
-# The report's best single model: EgoACO, R(2+1)D ResNet-34 (IG-65M + Kinetics), action top-1 per setting.
-REPORT_BEST_SINGLE = {"run": "egoaco-r2p1d34-ig65m_kinetics", "S1": 37.32, "S2": 23.35}
 
 
 def report_table2() -> pd.DataFrame:
-    """The report's Table 2 in this module's long format (``TABLE2_COLUMNS``, percent)."""
-    long = REPORT_TABLE2.melt(id_vars=["setting", "name"], var_name="metric_task")
-    long[["metric", "task"]] = long["metric_task"].str.rsplit("_", n=1, expand=True)
-    table = long.pivot_table(index=["name", "setting", "task"], columns="metric", values="value").reset_index()
-    return _order(table[TABLE2_COLUMNS])
+    """The report's Table 2 (``egolib.paper``) in this module's long format (``TABLE2_COLUMNS``, percent)."""
+    return _order(paper.table2()[TABLE2_COLUMNS])
 
 
 def _order(table: pd.DataFrame) -> pd.DataFrame:

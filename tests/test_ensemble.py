@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from egolib import ensemble, metrics, scores
+from egolib import ensemble, metrics, paper, scores
 from egolib.epic import ManyShot
 
 RUN_A = {"method": "gsm", "backbone": "bninc", "pretrain": "epic"}
@@ -228,6 +228,11 @@ def test_report_table2_transcribes_the_headline():
     assert t.loc[("ensemble3", "S1", "action"), "top1"] == 40.00
     assert t.loc[("ensemble3", "S2", "action"), "top1"] == 25.71
     assert t.loc[("ensemble1", "S2", "noun"), "recall"] == 28.46 and len(t) == 18
+    for (setting, name), values in paper.TABLE2.items():  # one source: egolib.paper
+        for task in scores.TASKS:
+            row = t.loc[(name, setting, task)]
+            assert [row[m] for m in ("top1", "top5", "precision", "recall")] == [
+                values[paper.TABLE2_COLUMNS.index(f"{m}_{task}")] for m in ("top1", "top5", "precision", "recall")]
 
 
 # --------------------------------------------------------------------------------------------------
