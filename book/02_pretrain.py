@@ -59,14 +59,15 @@ sns.set_theme(style="whitegrid")
 
 # %% tags=["parameters"]
 preset: str = "demo"  # smoke | demo | paper
-data_root: Optional[str] = None  # EPIC-Kitchens-55 root; None: the embedded SynthKitchens set of the preset
+dataset: str = "epic55"  # epic55 (the report's, test S1/S2) | epic100 (train, validation, test)
+data_root: Optional[str] = None  # EPIC-Kitchens root of the dataset; None: the embedded SynthKitchens set
 seed: int = 0  # seeds data order, augmentation and initialisation
 device: str = "auto"  # auto | cpu | cuda
 
 # %%
 RunConfig.from_params(train.notebook_params(globals()))  # stops on a misspelt name, a wrong type or choice
-configs = [RunConfig.from_params({**variant, "preset": preset, "seed": seed, "data_root": data_root,
-                                  "device": device}) for variant in book.variants()]
+configs = [RunConfig.from_params({**variant, "preset": preset, "seed": seed, "dataset": dataset,
+                                  "data_root": data_root, "device": device}) for variant in book.variants()]
 display(pd.DataFrame([{"method": c.method, "backbone": c.backbone, "pretrain": c.pretrain, "width": c.width}
                       for c in configs]))
 

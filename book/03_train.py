@@ -58,7 +58,8 @@ method: str = "egoaco"  # tsn | gsm | egoaco | gsm_egoaco
 backbone: str = "res34"  # bninc | incv3 | res34 | res101 | res152 | r2p1d34
 pretrain: Optional[str] = None  # imagenet | epic | ig65m_kinetics | scratch (None: the report's choice)
 preset: str = "demo"  # smoke | demo | paper
-data_root: Optional[str] = None  # EPIC-Kitchens-55 root; None: the embedded SynthKitchens set of the preset
+dataset: str = "epic55"  # epic55 (the report's, test S1/S2) | epic100 (train, validation, test)
+data_root: Optional[str] = None  # EPIC-Kitchens root of the dataset; None: the embedded SynthKitchens set
 seed: int = 0  # seeds data order, augmentation and initialisation
 num_segments: Optional[int] = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
 input_size: Optional[int] = None  # training crop side in pixels
@@ -82,7 +83,7 @@ lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
 lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 device: str = "auto"  # auto | cpu | cuda
 num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
-run_dir: Optional[str] = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>-s<seed>
+run_dir: Optional[str] = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>
 
 # %% [markdown]
 # ## The configuration

@@ -8,6 +8,10 @@ Presets:
     smoke  tiny SynthKitchens, width 1/8, 1 epoch per stage: the whole pipeline in CI, numbers meaningless.
     demo   SynthKitchens default, width 1/4, 80 px, 8 frames, a few epochs: the book on a laptop CPU.
     paper  real EPIC-Kitchens (``data_root``), width 1, 224/229 px, 16/20 frames, the report's recipes.
+
+Datasets: ``epic55`` (the report's: train, test S1/S2) and ``epic100`` (today's benchmark: train, validation with
+public labels, test). The run folder and the embedded SynthKitchens folder name the dataset unless it is
+``epic55``, so runs on different datasets never share a folder.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ METHODS = ("tsn", "gsm", "egoaco", "gsm_egoaco")
 BACKBONES = ("bninc", "incv3", "res34", "res101", "res152", "r2p1d34")
 PRETRAINS = ("imagenet", "epic", "ig65m_kinetics", "scratch")
 PRESETS = ("smoke", "demo", "paper")
+DATASETS = ("epic55", "epic100")
 DEVICES = ("auto", "cpu", "cuda")
 TEST_CROPS = ("full", "centre")
 EGOACO_CLONES = ("top_stage", "fc")  # EgoACO reconstruction options (egolib.models' docstring)
@@ -44,6 +49,7 @@ CHOICES = {
     "backbone": BACKBONES,
     "pretrain": PRETRAINS,
     "preset": PRESETS,
+    "dataset": DATASETS,
     "device": DEVICES,
     "test_crop": TEST_CROPS,
     "egoaco_clone": EGOACO_CLONES,
@@ -58,7 +64,8 @@ class RunConfig:
     backbone: str = "res34"  # bninc | incv3 | res34 | res101 | res152 | r2p1d34
     pretrain: str | None = None  # imagenet | epic | ig65m_kinetics | scratch (None: the report's choice)
     preset: str = "demo"  # smoke | demo | paper
-    data_root: str | None = None  # EPIC-Kitchens-55 root; None: the embedded SynthKitchens set of the preset
+    dataset: str = "epic55"  # epic55 (the report's, test S1/S2) | epic100 (train, validation, test)
+    data_root: str | None = None  # EPIC-Kitchens root of the dataset; None: the embedded SynthKitchens set
     seed: int = 0  # seeds data order, augmentation and initialisation
     num_segments: int | None = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
     input_size: int | None = None  # training crop side in pixels
@@ -82,7 +89,7 @@ class RunConfig:
     lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
-    run_dir: str | None = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>-s<seed>
+    run_dir: str | None = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>
 
     # ----------------------------------------------------------------------------------------------
     @classmethod
@@ -112,7 +119,9 @@ class RunConfig:
                 f"choose one of {', '.join(VALID_BACKBONES[cfg.method])}"
             )
         if cfg.preset == "paper" and cfg.data_root is None:
-            raise ValueError("preset 'paper' trains on the real EPIC-Kitchens frames: set data_root (-p data_root ...)")
+            raise ValueError(
+                f"preset 'paper' trains on the real {cfg.dataset} frames: set data_root (-p data_root ...)"
+            )
         filled = {k: v for k, v in _preset_defaults(cfg).items() if getattr(cfg, k) is None}
         cfg = dataclasses.replace(cfg, **filled)
         cfg._check_ranges()
@@ -148,8 +157,10 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        """Run name that encodes the recipe, e.g. ``egoaco-res152-imagenet-demo-s0``."""
-        return f"{self.method}-{self.backbone}-{self.pretrain}-{self.preset}-s{self.seed}"
+        """Run name that encodes the recipe, e.g. ``egoaco-res152-imagenet-demo-s0`` (EPIC-55) or
+        ``egoaco-res152-imagenet-demo-epic100-s0``: the dataset is named unless it is ``epic55``."""
+        dataset = "" if self.dataset == "epic55" else f"-{self.dataset}"
+        return f"{self.method}-{self.backbone}-{self.pretrain}-{self.preset}{dataset}-s{self.seed}"
 
     @property
     def run_path(self) -> Path:
@@ -158,8 +169,12 @@ class RunConfig:
 
     @property
     def dataset_path(self) -> Path:
-        """The dataset root: ``data_root`` or the embedded SynthKitchens set of this preset."""
-        return Path(self.data_root) if self.data_root is not None else Path("data") / f"synthkitchens-{self.preset}"
+        """The dataset root: ``data_root`` or the embedded SynthKitchens set of this preset and dataset layout
+        (``data/synthkitchens-<preset>``, ``data/synthkitchens-epic100-<preset>``)."""
+        if self.data_root is not None:
+            return Path(self.data_root)
+        layout = "" if self.dataset == "epic55" else f"{self.dataset}-"
+        return Path("data") / f"synthkitchens-{layout}{self.preset}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

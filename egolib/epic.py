@@ -8,9 +8,10 @@ The file reads top-down:
 2. What is derived from the training labels: many-shot lists (the official rule), action classes and the
    common EPIC-55 validation split (P01-P25 train, P26-P31 val).
 3. ``load_epic55`` / ``load_epic100``: a whole annotation folder at once.
-4. Frames: ``<frames_root>/<participant>/<video>/frame_%010d.jpg``, numbered from 1, where ``start_frame``
-   and ``stop_frame`` are file numbers and both ends are inclusive (epic.md 2.4). ``FrameSource`` reads
-   extracted folders or the per-video tar files as distributed, without unpacking them.
+4. Frames: ``<frames_root>/<participant>/<video>/frame_%010d.jpg`` (EPIC-55) or
+   ``<root>/<participant>/rgb_frames/<video>/frame_%010d.jpg`` (EPIC-100), numbered from 1, where
+   ``start_frame`` and ``stop_frame`` are file numbers and both ends are inclusive (epic.md 2.4). ``FrameSource``
+   reads extracted folders or the per-video tar files as distributed, without unpacking them.
 5. TSN sampling (epic.md 2.5): K segments, a random offset per segment for training, segment centres for
    validation/test, segment starts for the second test clip; L consecutive frames per segment (L = 3:
    the R(2+1)D snippets).
@@ -528,6 +529,9 @@ def load_epic100(annotations_dir: str | Path) -> Epic100:
 # 4. Frames on disk
 
 
+EPIC100_RGB = "rgb_frames"  # <root>/PXX/rgb_frames/PXX_YY(Y)[.tar], as epic_downloader.py writes EPIC-100
+
+
 def frames_root(dataset_root: str | Path, split: str) -> Path:
     """``<dataset_root>/frames_rgb_flow/rgb/<split>``, split ``train`` or ``test`` (the EPIC-55 layout)."""
     if split not in ("train", "test"):
@@ -563,21 +567,29 @@ def decode_frame(data: bytes, where: str, uid: str) -> Tensor:
 class FrameSource:
     """RGB frames of one split, read from extracted folders or per-video tar files.
 
-    For each video it looks for the folder ``<root>/<participant>/<video>/`` first, then the tar
-    ``<root>/<participant>/<video>.tar`` as distributed (members ``./frame_0000000001.jpg`` ...). A tar is
-    indexed once (member name -> byte offset and size, plain data, so forked DataLoader workers share it
+    For each video it looks for the folder ``<root>/<participant>/<subfolder>/<video>/`` first, then the tar
+    ``<root>/<participant>/<subfolder>/<video>.tar`` as distributed (members ``./frame_0000000001.jpg`` ...). A tar
+    is indexed once (member name -> byte offset and size, plain data, so forked DataLoader workers share it
     safely) and frames are read with one seek each; nothing is unpacked.
 
     Args:
-        root: the split's frame folder, usually ``frames_root(dataset_root, "train" | "test")``.
+        root: the split's frame folder, usually ``frames_root(dataset_root, "train" | "test")`` (EPIC-55), or the
+            dataset root (EPIC-100, every split).
+        subfolder: between participant and video: ``""`` (EPIC-55) or ``"rgb_frames"`` (EPIC-100).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, subfolder: str = "") -> None:
         self.root = Path(root)
+        self.subfolder = subfolder
         self._tar_index: dict[Path, dict[str, tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
-        return f"FrameSource({str(self.root)!r})"
+        return f"FrameSource({str(self.root)!r}, subfolder={self.subfolder!r})"
+
+    def _places(self, participant_id: str, video_id: str) -> tuple[Path, Path]:
+        """The video's extracted folder and its tar."""
+        parent = self.root / participant_id / self.subfolder
+        return parent / video_id, parent / f"{video_id}.tar"
 
     def _index_tar(self, tar_path: Path, video_id: str) -> dict[str, tuple[int, int]]:
         if tar_path not in self._tar_index:
@@ -599,8 +611,7 @@ class FrameSource:
         Returns:
             The numbers of the ``frame_<10 digits>.jpg`` files, or None when neither the folder nor the tar exists.
         """
-        folder = self.root / participant_id / video_id
-        tar_path = self.root / participant_id / f"{video_id}.tar"
+        folder, tar_path = self._places(participant_id, video_id)
         if folder.is_dir():
             names = [p.name for p in folder.iterdir()]
         elif tar_path.is_file():
@@ -624,8 +635,7 @@ class FrameSource:
             FileNotFoundError: no folder or tar for the video, or a frame missing from it.
             ValueError: a corrupt JPEG or frames of different sizes.
         """
-        folder = self.root / participant_id / video_id
-        tar_path = self.root / participant_id / f"{video_id}.tar"
+        folder, tar_path = self._places(participant_id, video_id)
         wanted = sorted(set(frames))
         if folder.is_dir():
             decoded = {}
@@ -662,6 +672,28 @@ class FrameSource:
         if len(sizes) > 1:
             raise ValueError(f"frames of video {folder} (segment uid {uid}) differ in size: {sorted(sizes)}")
         return torch.stack([decoded[n] for n in frames])  # (N, 3, H, W)
+
+
+def frame_source(dataset_root: str | Path, dataset: str, split: str) -> FrameSource:
+    """The frames of one split of a dataset root.
+
+    EPIC-55 (and SynthKitchens in its layout): ``frames_rgb_flow/rgb/train`` for ``train``, ``.../test`` for
+    ``s1``/``s2``. EPIC-100: ``<root>/PXX/rgb_frames/<video>`` for every split; its 50 fps extension videos
+    (``PXX_1YY``) are read by the frame numbers of the annotations, as the 60 fps ones (epic.md 2.2).
+
+    Args:
+        dataset_root: the dataset root.
+        dataset: ``epic55`` or ``epic100``.
+        split: ``train``, ``s1``, ``s2`` (EPIC-55) or ``train``, ``validation``, ``test`` (EPIC-100).
+    """
+    splits = {"epic55": ("train", "s1", "s2"), "epic100": ("train", "validation", "test")}
+    if dataset not in splits:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(splits)}")
+    if split not in splits[dataset]:
+        raise ValueError(f"{dataset} has no split {split!r}; choose one of {', '.join(splits[dataset])}")
+    if dataset == "epic100":
+        return FrameSource(dataset_root, EPIC100_RGB)
+    return FrameSource(frames_root(dataset_root, "train" if split == "train" else "test"))
 
 
 def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) -> pd.DataFrame:

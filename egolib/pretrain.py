@@ -377,7 +377,8 @@ def _save(out: Path, net: nn.Module, rows: list[dict[str, Any]], info: dict[str,
 def epic_config(cfg: RunConfig, out: Path) -> RunConfig:
     """The TSN run that makes ``cfg``'s EPIC backbone: same backbone, width, preset and data; seed 0."""
     return RunConfig.from_params({
-        "method": "tsn", "backbone": cfg.backbone, "preset": cfg.preset, "data_root": cfg.data_root,
+        "method": "tsn", "backbone": cfg.backbone, "preset": cfg.preset, "dataset": cfg.dataset,
+        "data_root": cfg.data_root,
         "pretrain": "ig65m_kinetics" if cfg.backbone == "r2p1d34" else "imagenet",
         "seed": 0, "width": cfg.width, "device": cfg.device, "num_workers": cfg.num_workers,
         "run_dir": str(out / "tsn"),
@@ -404,7 +405,7 @@ def gsm_config(cfg: RunConfig, out: Path) -> RunConfig:
     preset and seed when that run is complete with exactly this config (reused), else a run inside ``out``."""
     variant = RunConfig.from_params({
         "method": "gsm", "backbone": cfg.backbone, "pretrain": "epic", "preset": cfg.preset, "seed": cfg.seed,
-        "data_root": cfg.data_root, "width": cfg.width, "num_segments": cfg.num_segments,
+        "dataset": cfg.dataset, "data_root": cfg.data_root, "width": cfg.width, "num_segments": cfg.num_segments,
         "input_size": cfg.input_size, "device": cfg.device, "num_workers": cfg.num_workers,
     })
     if runs.is_complete(variant.run_path, variant.to_dict()):

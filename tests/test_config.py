@@ -108,3 +108,16 @@ def test_config_is_frozen():
     cfg = RunConfig.from_params({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.lr = 1.0  # type: ignore[misc]
+
+
+def test_dataset_choice_names_the_run_and_data_folders():
+    ek55 = RunConfig.from_params({"preset": "smoke", "method": "gsm", "backbone": "bninc"})
+    ek100 = RunConfig.from_params({"preset": "smoke", "method": "gsm", "backbone": "bninc", "dataset": "epic100"})
+    assert ek55.dataset == "epic55" and ek55.name == "gsm-bninc-epic-smoke-s0"  # today's names stay
+    assert ek100.name == "gsm-bninc-epic-smoke-epic100-s0" and ek100.run_path != ek55.run_path
+    assert str(ek55.dataset_path) == "data/synthkitchens-smoke"
+    assert str(ek100.dataset_path) == "data/synthkitchens-epic100-smoke"
+    with pytest.raises(ValueError, match="unknown dataset 'epic200'; choose one of epic55, epic100"):
+        RunConfig.from_params({"dataset": "epic200"})
+    with pytest.raises(ValueError, match="real epic100 frames: set data_root"):
+        RunConfig.from_params({"preset": "paper", "dataset": "epic100"})

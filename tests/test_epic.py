@@ -449,3 +449,37 @@ def test_dataset_unlabelled_and_epic100_ids(root: Path) -> None:
         epic.EpicVideoDataset(SEGMENTS, epic.FrameSource(root), num_segments=2, mode="eval")
     with pytest.raises(ValueError, match="video_id"):
         epic.EpicVideoDataset(SEGMENTS.drop(columns=["video_id"]), epic.FrameSource(root), num_segments=2)
+
+
+@needs_epic100
+def test_epic100_layout_reads_real_segments_by_their_frame_numbers(tmp_path: Path) -> None:
+    """EPIC-100's layout: <root>/PXX/rgb_frames/<video>/ or <video>.tar, every split under the one root; the 50 fps
+    extension videos (PXX_1YY) are read by the annotated frame numbers, as the 60 fps ones."""
+    e = epic.load_epic100(EPIC100)
+    validation = e.validation[e.validation.video_id == "P01_11"].head(2)  # an EPIC-55 video (60 fps)
+    test = e.test[e.test.video_id.str.fullmatch(r"P\d\d_1\d\d")].head(2)  # extension videos (50 fps)
+    assert len(validation) == 2 and len(test) == 2
+    for split, segments, as_tar in (("validation", validation, False), ("test", test, True)):
+        source = epic.frame_source(tmp_path, "epic100", split)
+        video, participant = segments.video_id.iloc[0], segments.participant_id.iloc[0]
+        last = int(segments.stop_frame.max())
+        folder = tmp_path / participant / "rgb_frames" / video
+        folder.mkdir(parents=True)
+        for n in range(1, last + 1):
+            (folder / epic.frame_name(n)).write_bytes(jpeg(n % 60))
+        if as_tar:  # the tar as downloaded, folder removed
+            with tarfile.open(folder.with_suffix(".tar"), "w") as tar:
+                tar.add(folder, arcname=".")
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+        ds = epic.EpicVideoDataset(segments.reset_index(drop=True), source, num_segments=3, mode="test")
+        for i in range(2):
+            item = ds[i]
+            assert item["uid"] == segments.narration_id.iloc[i]
+            assert [frame_number(f) for f in item["clip"]] == [n % 60 for n in ds.frame_numbers(i)]
+            row = segments.iloc[i]
+            assert all(row.start_frame <= n <= row.stop_frame for n in ds.frame_numbers(i))
+    with pytest.raises(ValueError, match="epic100 has no split 's1'; choose one of train, validation, test"):
+        epic.frame_source(tmp_path, "epic100", "s1")
+    assert epic.frame_source(tmp_path, "epic55", "s2").root == epic.frames_root(tmp_path, "test")

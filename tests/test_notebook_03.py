@@ -25,7 +25,7 @@ def annotation(hint) -> str:
     return f"Optional[{args[0].__name__}]" if args else hint.__name__
 
 
-PRETRAIN_PARAMETERS = ["preset", "data_root", "seed", "device"]  # what 02_pretrain uses
+PRETRAIN_PARAMETERS = ["preset", "dataset", "data_root", "seed", "device"]  # what 02_pretrain uses
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
