@@ -26,13 +26,15 @@
 # papermill book/03_train.ipynb out.ipynb -p backbone res152 -p preset smoke  # the whole pipeline in minutes
 # papermill book/03_train.ipynb out.ipynb -p method gsm -p backbone bninc -p preset paper \
 #     -p data_root /data/EPIC_KITCHENS_2018                                    # the report's GSM recipe
+# papermill book/03_train.ipynb out.ipynb -p method gsm -p backbone bninc -p preset paper \
+#     -p dataset epic100 -p data_root /data/EPIC-KITCHENS                      # the same on EPIC-KITCHENS-100
 # ```
 #
 # Without `data_root` the run uses the embedded SynthKitchens set of the preset (generated first when it is
 # missing). The run folder `runs/<name>/` receives `config.json`, `checkpoint.pt` (after every epoch: an
-# interrupted run resumes from it), `log.csv`, `scores_s1.npz`, `scores_s2.npz`, `metrics.json`,
-# `submission.zip` and, last, `DONE`. Several GPUs: `torchrun --nproc_per_node=N -m egolib.train --config
-# runs/<name>/config.json`.
+# interrupted run resumes from it), `log.csv`, `scores_s1.npz`, `scores_s2.npz` (EPIC-100:
+# `scores_validation.npz`, `scores_test.npz`), `metrics.json`, `submission.zip` (the dataset's challenge format)
+# and, last, `DONE`. Several GPUs: `torchrun --nproc_per_node=N -m egolib.train --config runs/<name>/config.json`.
 
 # %%
 # %matplotlib inline
@@ -101,8 +103,8 @@ display(pd.DataFrame([vars(s) for s in train.recipe(cfg)]).set_index("index"))
 # ## Train and test
 #
 # `train.run` pretrains the backbone first when this run needs a stand-in that is not cached yet, trains
-# (resuming from `checkpoint.pt` when the folder holds an interrupted run) and tests on S1 and S2. A run whose
-# folder is complete and current is not trained again.
+# (resuming from `checkpoint.pt` when the folder holds an interrupted run) and tests on S1 and S2 (EPIC-100: on
+# validation and test). A run whose folder is complete and current is not trained again.
 
 # %%
 result = train.run(cfg)
@@ -138,30 +140,33 @@ plt.show()
 #
 # EPIC-Kitchens-55 metrics per test split: S1 = seen kitchens, S2 = unseen kitchens; top-1/top-5 accuracy
 # over all segments, precision and recall averaged over the many-shot classes. Actions are ranked by the
-# action head.
+# action head. EPIC-100 (`dataset=epic100`): its metrics on the validation split, top-1/top-5 accuracy over all
+# segments and top-1 on the tail classes and on the participants unseen in training; actions are ranked by the
+# verb x noun product, as the official evaluation does.
 
 # %%
 display(train.summary(result).round(2))
 display(Markdown(f"Test protocol: {result['protocol']}. {pre.describe()}."))
 
 # %% [markdown]
-# ## Verb confusion on S1
+# ## Verb confusion on the first test split
 #
 # Rows are true verbs, columns predicted verbs, each row normalised to sum to 1. SynthKitchens' verbs come in
 # time-reversal pairs (take/put, open/close, ...): an order-blind model confuses the two verbs of a pair.
 
 # %%
 data = train.load_data(cfg)
-segments, labelled = data.test_segments("s1")
+split = data.test_splits[0]  # s1 (EPIC-55) or validation (EPIC-100)
+segments, labelled = data.test_segments(split)
 if labelled:
-    verbs = data.epic.verb_classes["class_key"].tolist()
-    predicted = np.load(cfg.run_path / "scores_s1.npz")["verb"].argmax(1)
+    verbs = data.class_names("verb")
+    predicted = np.load(cfg.run_path / f"scores_{split}.npz")["verb"].argmax(1)
     confusion = pd.crosstab(pd.Series(segments["verb_class"].to_numpy(), name="true"),
                             pd.Series(predicted, name="predicted"), normalize="index")
     confusion = confusion.reindex(index=range(len(verbs)), columns=range(len(verbs)), fill_value=0.0)
     fig, ax = plt.subplots(figsize=(7, 6))
     sns.heatmap(confusion, cmap="Blues", vmin=0, vmax=1, square=True, ax=ax, xticklabels=verbs, yticklabels=verbs)
-    ax.set(title=f"{cfg.name}: verb confusion (S1)", xlabel="predicted", ylabel="true")
+    ax.set(title=f"{cfg.name}: verb confusion ({split})", xlabel="predicted", ylabel="true")
     fig.tight_layout()
     plt.show()
 else:

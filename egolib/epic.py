@@ -390,6 +390,33 @@ def action_classes(train: pd.DataFrame) -> list[tuple[int, int]]:
     return sorted({(int(v), int(n)) for v, n in zip(train["verb_class"], train["noun_class"], strict=True)})
 
 
+def tail_classes(train: pd.DataFrame, task: str, num_classes: int, share: float = 0.2) -> list[int]:
+    """EPIC-100's tail rule (annotations README): the smallest classes that together account for ``share`` (20 %)
+    of the training instances.
+
+    Classes are taken from the smallest count up (ties: lower id first) while their cumulative count stays within
+    ``share`` of all training segments; classes without a training segment count 0 and are therefore tail.
+
+    Args:
+        train: training labels with ``<task>_class``.
+        task: ``verb`` or ``noun``.
+        num_classes: the vocabulary size (97 verbs / 300 nouns on EPIC-100).
+        share: the fraction of training instances the tail holds.
+
+    Returns:
+        The tail class ids, sorted.
+    """
+    counts = train[f"{task}_class"].value_counts().reindex(range(num_classes), fill_value=0)
+    ascending = counts.sort_values(kind="stable")  # (num_classes,) smallest first, ids ascending within ties
+    within = ascending.cumsum().to_numpy() <= share * len(train)
+    return sorted(int(c) for c in ascending.index[within])
+
+
+def unseen_participants(train: pd.DataFrame, split: pd.DataFrame) -> list[str]:
+    """The participants of ``split`` that have no training segment (EPIC-100's unseen participants), sorted."""
+    return sorted(set(split["participant_id"]) - set(train["participant_id"]))
+
+
 # Participants held out for validation in the split most EPIC-55 papers use (annotations#17: Baradel et al.).
 EPIC55_VAL_PARTICIPANTS = ("P26", "P27", "P28", "P29", "P30", "P31")
 

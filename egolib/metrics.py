@@ -516,3 +516,31 @@ def epic100_metrics(verb_scores: Any, noun_scores: Any, verb_labels: Any, noun_l
         LOG.warning("there are no unseen segments to evaluate (none of the %d participants is in %s); the 'unseen' "
                     "metrics are omitted", len(set(map(str, participant_ids))), sorted(map(str, unseen_participants)))
     return out
+
+
+def epic100_table(results: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The EPIC-100 leaderboard table, in percent, one row per model (or ensemble) of ``epic100_metrics`` results.
+
+    Columns follow the leaderboard: ``overall`` top-1 and top-5, ``tail`` top-1 and ``unseen`` top-1, each for
+    verb, noun and action (an ``unseen`` column is NaN where its result has no unseen segments).
+
+    Args:
+        results: ``{name: epic100_metrics(...)}``, e.g. ``{"GSM BN-Inception": ..., "ensemble": ...}``.
+
+    Returns:
+        A ``pandas.DataFrame`` indexed by name, columns ``"<subset> <task> top<k>"``.
+    """
+    import pandas as pd  # the metrics themselves need only numpy
+
+    rows = {}
+    for name, m in results.items():
+        row = {}
+        for task in ("verb", "noun", "action"):
+            row[f"overall {task} top1"] = 100 * m["overall"][task]["top1"]
+            row[f"overall {task} top5"] = 100 * m["overall"][task]["top5"]
+        for subset in ("tail", "unseen"):
+            for task in ("verb", "noun", "action"):
+                value = m.get(subset, {}).get(task)
+                row[f"{subset} {task} top1"] = float("nan") if value is None else 100 * value
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,10 +1,11 @@
 """SynthKitchens: the embedded, procedurally generated egocentric kitchen dataset (synthetic.md).
 
 SynthKitchens is written in the exact EPIC-Kitchens-55 layout and CSV formats, so ``egolib.epic`` reads it
-unchanged. It probes what the models claim: time-reversal verb pairs (temporal order), an active object
-among distractors (attention), ego-motion, and unseen kitchens (S2). Rendering (taxonomy, textures,
-motion programs, camera) lives in ``egolib.synthetic_render``; this file plans the dataset, writes it and
-makes the two pretraining stand-ins.
+unchanged; ``layout="epic100"`` (``--layout epic100``) writes it in the EPIC-KITCHENS-100 layout instead, with
+EPIC-100's splits (see ``LAYOUTS``). It probes what the models claim: time-reversal verb pairs (temporal
+order), an active object among distractors (attention), ego-motion, and unseen kitchens (S2). Rendering
+(taxonomy, textures, motion programs, camera) lives in ``egolib.synthetic_render``; this file plans the dataset,
+writes it and makes the two pretraining stand-ins.
 
 Read top-down: sizes per preset -> the action prior -> planning (kitchens, videos, segments, splits) ->
 rendering a video (the unit of work and of resumption) -> annotation files -> ``generate`` / ``ensure``
@@ -87,12 +88,31 @@ PRESETS: dict[str, SynthSize] = {
 }
 
 
-def preset_size(preset: str) -> SynthSize:
-    """The SynthKitchens size of a preset (``paper`` has none: it runs on the real EPIC-Kitchens)."""
-    if preset not in PRESETS:
-        raise ValueError(f"SynthKitchens has no preset {preset!r}; choose one of {', '.join(PRESETS)} "
+# The EPIC-100 layout (``--layout epic100``), by EPIC-100's rules: every seen kitchen keeps ``s1_videos`` videos out
+# of training for validation and as many for test (test videos are numbered PXX_1YY, as EPIC-100's extension
+# videos); the ``unseen`` kitchens are held out of training entirely and go, alternately, to validation and to test
+# (EPIC-100: P18, P32 unseen in validation; P33, P34, P36 in test). Tail classes and unseen participants are then
+# derived from the planned training split (``egolib.epic.tail_classes``, ``unseen_participants``).
+LAYOUTS = ("epic55", "epic100")
+EPIC100_PRESETS: dict[str, SynthSize] = {
+    "smoke": SynthSize(kitchens=5, unseen=("P04", "P05"), train_videos=2, train_segments=6, s1_videos=1,
+                       s1_segments=3, s2_videos=1, s2_segments=6, width=114, height=64, fps=8, min_seconds=1.0,
+                       max_seconds=3.0),
+    "demo": SynthSize(kitchens=16, unseen=("P04", "P09", "P11", "P16"), train_videos=3, train_segments=20,
+                      s1_videos=1, s1_segments=14, s2_videos=2, s2_segments=14, width=228, height=128, fps=12,
+                      min_seconds=1.0, max_seconds=4.0),
+}
+
+
+def preset_size(preset: str, layout: str = "epic55") -> SynthSize:
+    """The SynthKitchens size of a preset and layout (``paper`` has none: it runs on the real EPIC-Kitchens)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"SynthKitchens has no layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    sizes = PRESETS if layout == "epic55" else EPIC100_PRESETS
+    if preset not in sizes:
+        raise ValueError(f"SynthKitchens has no preset {preset!r}; choose one of {', '.join(sizes)} "
                          "(the 'paper' preset trains on the real EPIC-Kitchens: pass data_root)")
-    return PRESETS[preset]
+    return sizes[preset]
 
 
 def many_shot_threshold(num_train: int, num_verbs: int = len(R.VERBS), num_nouns: int = len(R.NOUNS)) -> int:
@@ -146,7 +166,7 @@ class SegmentPlan:
 class VideoPlan:
     video_id: str
     participant: str
-    split: str  # train | s1 | s2
+    split: str  # train | s1 | s2 (EPIC-55 layout); train | validation | test (EPIC-100 layout)
     index: int  # position in the dataset: seeds the video's pixels
     num_frames: int
     segments: tuple[SegmentPlan, ...]
@@ -176,10 +196,39 @@ def kitchen_look(seed: int, k: int) -> Kitchen:
     return Kitchen(f"P{k + 1:02d}", texture, skin, float(rng.uniform(0.85, 1.15)))  # type: ignore[arg-type]
 
 
-def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
+def _video_splits(size: SynthSize, layout: str, participant: str, rng: np.random.Generator
+                  ) -> list[tuple[str, str, int]]:
+    """The videos of one kitchen as ``(video_id, split, segments)``, by the layout's rules (``LAYOUTS``)."""
+    if layout == "epic55":
+        if participant in size.unseen:
+            splits = ["s2"] * size.s2_videos
+        else:
+            n = size.train_videos + size.s1_videos
+            held = set(rng.choice(n, size=size.s1_videos, replace=False).tolist())
+            splits = ["s1" if i in held else "train" for i in range(n)]
+        count = {"train": size.train_segments, "s1": size.s1_segments, "s2": size.s2_segments}
+        return [(f"{participant}_{i + 1:02d}", split, count[split]) for i, split in enumerate(splits)]
+    if participant in size.unseen:
+        split = "validation" if size.unseen.index(participant) % 2 == 0 else "test"
+        plan = [(split, size.s2_segments)] * size.s2_videos
+    else:
+        n = size.train_videos + 2 * size.s1_videos
+        held = rng.choice(n, size=2 * size.s1_videos, replace=False).tolist()
+        validation, test = set(held[: size.s1_videos]), set(held[size.s1_videos :])
+        plan = [("validation", size.s1_segments) if i in validation else ("test", size.s1_segments) if i in test
+                else ("train", size.train_segments) for i in range(n)]
+    videos, numbers = [], {"train": 1, "validation": 1, "test": 101}  # test: PXX_1YY, as EPIC-100's extension
+    for split, count in plan:
+        number = numbers["train" if split == "validation" else split]
+        numbers["train" if split == "validation" else split] += 1
+        videos.append((f"{participant}_{number:02d}", split, count))
+    return videos
+
+
+def plan_dataset(preset: str, seed: int, layout: str = "epic55") -> list[VideoPlan]:
     """Every video of the dataset with its segments (verb, noun, frames) and split; uids are assigned in
-    video order, so train, S1 and S2 uids interleave as in EPIC."""
-    size = preset_size(preset)
+    video order, so train, S1 and S2 (validation and test) uids interleave as in EPIC."""
+    size = preset_size(preset, layout)
     rng = np.random.default_rng([seed, 0])
     prior = action_prior()
     flat = prior.ravel()
@@ -188,14 +237,7 @@ def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
     drafts = []
     for k in range(size.kitchens):
         participant = f"P{k + 1:02d}"
-        if participant in size.unseen:
-            splits = ["s2"] * size.s2_videos
-        else:
-            n = size.train_videos + size.s1_videos
-            held = set(rng.choice(n, size=size.s1_videos, replace=False).tolist())
-            splits = ["s1" if i in held else "train" for i in range(n)]
-        for i, split in enumerate(splits):
-            count = {"train": size.train_segments, "s1": size.s1_segments, "s2": size.s2_segments}[split]
+        for video_id, split, count in _video_splits(size, layout, participant, rng):
             actions = rng.choice(flat.size, size=count, p=flat)
             cursor, segs = 1, []
             for a in actions:
@@ -204,7 +246,7 @@ def plan_dataset(preset: str, seed: int) -> list[VideoPlan]:
                 segs.append((int(a) // prior.shape[1], int(a) % prior.shape[1], cursor, cursor + length - 1))
                 cursor += length
             num_frames = cursor - 1 + int(rng.integers(gap_lo, gap_hi + 1))
-            drafts.append((f"{participant}_{i + 1:02d}", participant, split, num_frames, segs))
+            drafts.append((video_id, participant, split, num_frames, segs))
     videos, uid = [], 0
     for index, (video_id, participant, split, num_frames, segs) in enumerate(drafts):
         plans = []
@@ -312,13 +354,31 @@ def jpeg_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _video_job(job: tuple[str, VideoPlan, Kitchen, SynthSize, int]) -> tuple[str, int]:
+def frame_folder(root: Path, video: VideoPlan, layout: str) -> Path:
+    """Where a video's frames go: ``frames_rgb_flow/rgb/{train,test}/PXX/PXX_YY`` (EPIC-55) or
+    ``PXX/rgb_frames/PXX_YY`` (EPIC-100)."""
+    if layout == "epic100":
+        return root / video.participant / "rgb_frames" / video.video_id
+    return root / "frames_rgb_flow" / "rgb" / video.frame_split / video.participant / video.video_id
+
+
+def segment_ids(video: VideoPlan, layout: str) -> dict[int, str]:
+    """The id each segment has in the annotation files: the uid (EPIC-55) or ``<video_id>_<k>`` (EPIC-100's
+    narration ids, k counting the video's segments from 0)."""
+    if layout == "epic100":
+        return {s.uid: f"{video.video_id}_{k}" for k, s in enumerate(video.segments)}
+    return {s.uid: str(s.uid) for s in video.segments}
+
+
+def _video_job(job: tuple[str, VideoPlan, Kitchen, SynthSize, int, str]) -> tuple[str, int]:
     """Worker: render one video, write its frames and its box table, then mark it done."""
-    out, video, kitchen, size, seed = job
+    out, video, kitchen, size, seed, layout = job
     root = Path(out)
-    folder = root / "frames_rgb_flow" / "rgb" / video.frame_split / video.participant / video.video_id
+    folder = frame_folder(root, video, layout)
+    ids = segment_ids(video, layout)
     rows = []
-    for g, img, uid, boxes in render_video(video, kitchen, size, seed):
+    for g, img, seg_uid, boxes in render_video(video, kitchen, size, seed):
+        uid = None if seg_uid is None else ids[seg_uid]
         write_bytes(folder / f"frame_{g:010d}.jpg", jpeg_bytes(img))
         for role, noun, (x1, y1, x2, y2, vis) in boxes:
             rows.append(f"{uid},{video.participant},{video.video_id},{g},{role},{noun},"
@@ -401,6 +461,79 @@ def write_annotations(out: Path, videos: Sequence[VideoPlan], size: SynthSize) -
             "frames": sum(v.num_frames for v in videos)}
 
 
+EPIC100_TRAIN_COLUMNS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
+                         "stop_timestamp", "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun",
+                         "noun_class", "all_nouns", "all_noun_classes"]
+EPIC100_TIMESTAMP_COLUMNS = EPIC100_TRAIN_COLUMNS[:8]
+
+
+def write_epic100_annotations(out: Path, videos: Sequence[VideoPlan], size: SynthSize) -> dict[str, Any]:
+    """Write the EPIC-100 ``annotations/EPIC_100_*.csv`` files (not the boxes); returns summary numbers.
+
+    Train and validation carry labels, test only timestamps (as EPIC-100 ships them); tail classes and unseen
+    participants follow EPIC-100's rules on the training split (``egolib.epic.tail_classes``,
+    ``unseen_participants``).
+
+    Raises:
+        ValueError: the validation split has no tail verb or no tail noun segment (the EPIC-100 metrics need
+            both): the size is too small for this seed.
+    """
+    from egolib import epic  # epic imports torch; only this writer needs its rules
+
+    ann = out / "annotations"
+    table = segment_table(videos, size.fps)
+    ids = {uid: nid for v in videos for uid, nid in segment_ids(v, "epic100").items()}
+    table = table.assign(narration_id=table.uid.map(ids), narration_timestamp=table.start_timestamp)
+    parts = {split: table[table.split == split] for split in ("train", "validation", "test")}
+    write_text(ann / "EPIC_100_train.csv", _csv(parts["train"][EPIC100_TRAIN_COLUMNS]))
+    write_text(ann / "EPIC_100_validation.csv", _csv(parts["validation"][EPIC100_TRAIN_COLUMNS]))
+    write_text(ann / "EPIC_100_test_timestamps.csv", _csv(parts["test"][EPIC100_TIMESTAMP_COLUMNS]))
+    write_text(ann / "EPIC_100_verb_classes.csv", _csv(pd.DataFrame(
+        [[i, name, str(list(syn)), "synthetic"] for i, (name, syn) in enumerate(R.VERBS)],
+        columns=["id", "key", "instances", "category"])))
+    write_text(ann / "EPIC_100_noun_classes.csv", _csv(pd.DataFrame(
+        [[i, n.name, str([n.name, *n.synonyms]), "synthetic"] for i, n in enumerate(R.NOUNS)],
+        columns=["id", "key", "instances", "category"])))
+    tail = {"verb": epic.tail_classes(parts["train"], "verb", len(R.VERBS)),
+            "noun": epic.tail_classes(parts["train"], "noun", len(R.NOUNS))}
+    for task, ids_ in tail.items():
+        write_text(ann / f"EPIC_100_tail_{task}s.csv", _csv(pd.DataFrame({task: ids_})))
+        if not parts["validation"][f"{task}_class"].isin(ids_).any():
+            raise ValueError(f"SynthKitchens (EPIC-100 layout): no validation segment has a tail {task}, so the "
+                             "EPIC-100 metrics cannot be computed; use a larger preset or another seed")
+    unseen = {split: epic.unseen_participants(parts["train"], parts[split]) for split in ("validation", "test")}
+    for split, people in unseen.items():
+        write_text(ann / f"EPIC_100_unseen_participant_ids_{split}.csv",
+                   _csv(pd.DataFrame({"participant_id": people})))
+    return {"tail_verbs": len(tail["verb"]), "tail_nouns": len(tail["noun"]), "unseen": unseen,
+            "segments": table.split.value_counts().to_dict(),
+            "videos": pd.Series([v.split for v in videos]).value_counts().to_dict(),
+            "frames": sum(v.num_frames for v in videos)}
+
+
+def _readme_epic100(preset: str, seed: int, size: SynthSize, summary: dict[str, Any]) -> str:
+    seg, vid, unseen = summary["segments"], summary["videos"], summary["unseen"]
+    return f"""# SynthKitchens, EPIC-100 layout ({preset}, seed {seed})
+
+Generated by `python -m egolib.synthetic --layout epic100 --preset {preset} --seed {seed}` (generator version
+{GENERATOR_VERSION}). EPIC-KITCHENS-100 layout and CSV formats; see the egobook spec `synthetic.md`.
+
+| split | videos | segments | unseen participants |
+|---|---|---|---|
+| train | {vid.get('train', 0)} | {seg.get('train', 0)} | |
+| validation | {vid.get('validation', 0)} | {seg.get('validation', 0)} | {', '.join(unseen['validation'])} |
+| test (videos PXX_1YY) | {vid.get('test', 0)} | {seg.get('test', 0)} | {', '.join(unseen['test'])} |
+
+- frames: `PXX/rgb_frames/PXX_YY(Y)/frame_%010d.jpg`, {size.width}x{size.height} JPEG (quality {JPEG_QUALITY}),
+  nominal {size.fps:g} fps, {summary['frames']} frames in all.
+- classes: {len(R.VERBS)} verbs, {len(R.NOUNS)} nouns; tail classes (the smallest classes holding 20 % of the
+  training segments): {summary['tail_verbs']} verbs, {summary['tail_nouns']} nouns.
+- `annotations/EPIC_100_validation.csv` carries labels, `EPIC_100_test_timestamps.csv` does not (as EPIC-100).
+- `annotations/synth_object_boxes.csv`: the active object's and the distractors' boxes per frame, keyed by
+  narration id in the `uid` column.
+"""
+
+
 def _readme(preset: str, seed: int, size: SynthSize, summary: dict[str, Any]) -> str:
     seg, vid = summary["segments"], summary["videos"]
     return f"""# SynthKitchens ({preset}, seed {seed})
@@ -459,15 +592,17 @@ def default_workers(num_frames: int) -> int:
 
 
 def generate(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> Path:
-    """Generate SynthKitchens into ``out`` (EPIC-55 layout); resumable and idempotent.
+             workers: int | None = None, layout: str = "epic55") -> Path:
+    """Generate SynthKitchens into ``out``; resumable and idempotent.
 
     Args:
-        out: the dataset root (``annotations/``, ``frames_rgb_flow/rgb/{train,test}/``, ``README.md``).
-        preset: ``smoke`` or ``demo`` (``PRESETS``).
+        out: the dataset root (``annotations/``, ``frames_rgb_flow/rgb/{train,test}/`` or, EPIC-100 layout,
+            ``PXX/rgb_frames/``, ``README.md``).
+        preset: ``smoke`` or ``demo`` (``PRESETS``, ``EPIC100_PRESETS``).
         seed: dataset seed; the same (preset, seed) gives byte-identical files.
         progress: show a tqdm progress bar over frames.
         workers: rendering processes (None: ``default_workers``); the output does not depend on it.
+        layout: ``epic55`` (train, S1, S2) or ``epic100`` (train, validation, test; ``LAYOUTS``).
 
     Returns:
         ``out``.
@@ -476,20 +611,22 @@ def generate(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: 
         ValueError: unknown preset, or ``out`` was generated with other arguments.
     """
     out = Path(out)
-    size = preset_size(preset)
+    size = preset_size(preset, layout)
     manifest = {"dataset": "SynthKitchens", "preset": preset, "seed": seed, "generator_version": GENERATOR_VERSION,
                 "size": asdict(size) | {"unseen": list(size.unseen)}}
+    if layout != "epic55":  # EPIC-55 manifests carry no layout key: folders generated before layouts stay valid
+        manifest["layout"] = layout
     if _claim(out, manifest):
         log.info("%s is complete (SynthKitchens %s, seed %d): nothing to do", out, preset, seed)
         return out
-    videos = plan_dataset(preset, seed)
+    videos = plan_dataset(preset, seed, layout)
     kitchens = {f"P{k + 1:02d}": kitchen_look(seed, k) for k in range(size.kitchens)}
     todo = [v for v in videos if not (out / PROGRESS / f"{v.video_id}.done").is_file()]
     todo.sort(key=lambda v: -v.num_frames)  # longest first: balances the workers
     total = sum(v.num_frames for v in todo)
     log.info("SynthKitchens %s seed %d -> %s: %d of %d videos to render (%d frames)", preset, seed, out, len(todo),
              len(videos), total)
-    jobs = [(str(out), v, kitchens[v.participant], size, seed) for v in todo]
+    jobs = [(str(out), v, kitchens[v.participant], size, seed, layout) for v in todo]
     workers = workers or default_workers(total)
     with tqdm(total=total, unit="frame", desc=f"SynthKitchens {preset}", disable=not progress) as bar:
         if workers <= 1 or len(jobs) <= 1:
@@ -499,10 +636,13 @@ def generate(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: 
             with mp.get_context("spawn").Pool(workers) as pool:
                 for _, n in pool.imap_unordered(_video_job, jobs, chunksize=1):
                     bar.update(n)
-    summary = write_annotations(out, videos, size)
+    if layout == "epic100":
+        readme = _readme_epic100(preset, seed, size, write_epic100_annotations(out, videos, size))
+    else:
+        readme = _readme(preset, seed, size, write_annotations(out, videos, size))
     boxes = [(out / PROGRESS / f"{v.video_id}.boxes.csv").read_text() for v in videos]
     write_text(out / "annotations" / "synth_object_boxes.csv", ",".join(BOX_COLUMNS) + "\n" + "".join(boxes))
-    write_text(out / "README.md", _readme(preset, seed, size, summary))
+    write_text(out / "README.md", readme)
     write_text(out / DONE, "")
     return out
 
@@ -518,9 +658,10 @@ def is_generated(out: str | Path, preset: str, seed: int = 0) -> bool:
             and have.get("generator_version") == GENERATOR_VERSION)
 
 
-def ensure(out: str | Path, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
+def ensure(out: str | Path, preset: str = "demo", seed: int = 0, progress: bool = True,
+           layout: str = "epic55") -> Path:
     """``generate`` unless ``out`` is already complete (same call, spelled for readers of the notebooks)."""
-    return generate(out, preset=preset, seed=seed, progress=progress)
+    return generate(out, preset=preset, seed=seed, progress=progress, layout=layout)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -731,12 +872,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--what", default="kitchens", choices=["kitchens", "objects", "motion"],
                         help="SynthKitchens, or one of the pretraining stand-ins")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: 2 for big sets)")
+    parser.add_argument("--layout", default="epic55", choices=list(LAYOUTS),
+                        help="SynthKitchens in the EPIC-55 (train, S1, S2) or EPIC-100 (train, validation, test) "
+                        "layout (default folder data/synthkitchens-epic100-<preset>)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     name = {"kitchens": "synthkitchens", "objects": "objects", "motion": "motion"}[args.what]
+    if args.what == "kitchens" and args.layout != "epic55":
+        name = f"{name}-{args.layout}"
     out = Path(args.out) if args.out else Path("data") / f"{name}-{args.preset}"
     if args.what == "kitchens":
-        generate(out, preset=args.preset, seed=args.seed, workers=args.workers)
+        generate(out, preset=args.preset, seed=args.seed, workers=args.workers, layout=args.layout)
     elif args.what == "objects":
         generate_object_images(out, preset=args.preset, seed=args.seed)
     else:

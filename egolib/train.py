@@ -5,9 +5,10 @@ Read top-down:
     recipes      the report's schedules as data (GSM/TSN one stage; EgoACO three stages), warm-up + cosine
     loss         verb + noun + action cross-entropy, summed over the clips of a batch / clips
     distributed  one process or torchrun (DDP: NCCL on GPUs, gloo on CPUs), rank 0 writes
-    data         SynthKitchens or EPIC-55 -> seeded training clips, multi-clip test clips
+    data         SynthKitchens, EPIC-55 or EPIC-100 -> seeded training clips, multi-clip test clips
     fit          stages -> epochs -> steps; a checkpoint (atomic) after every epoch; resume from it
     evaluate     2 clips per segment averaged; GSM full-frame, EgoACO centre crop; scores, metrics, submission
+                 (EPIC-55: S1 and S2; EPIC-100: validation with its metrics, test into the challenge zip)
     run / CLI    fit + evaluate + DONE; ``python -m egolib.train --config runs/<name>/config.json``
 
 Determinism and resume. Every random draw of a training clip (segment offsets, crop, flip) comes from a
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from egolib import backbones, epic, models, pretrain, runs, scores, submission, synthetic, transforms
+from egolib import backbones, epic, metrics, models, pretrain, runs, scores, submission, synthetic, transforms
 from egolib.config import (
     RunConfig,
     notebook_params,  # noqa: F401  (chapters call it as train.notebook_params)
@@ -210,27 +211,72 @@ def _all_sum(values: list[float], dist: Dist) -> list[float]:
 # 4. Data
 
 
+# The splits a run is tested on, per dataset: EPIC-55's seen and unseen kitchens; EPIC-100's validation (public
+# labels, the EPIC-100 metrics) and test (hidden labels, the challenge zip).
+TEST_SPLITS = {"epic55": ("s1", "s2"), "epic100": ("validation", "test")}
+
+
 @dataclass(frozen=True)
 class Data:
-    """The annotations and frame sources of one data set (SynthKitchens or EPIC-Kitchens-55)."""
+    """The annotations and frame sources of one data set (SynthKitchens, EPIC-Kitchens-55 or EPIC-100)."""
 
     root: Path
-    epic: Any  # egolib.epic.Epic55
+    epic: Any  # egolib.epic.Epic55 or egolib.epic.Epic100
     actions: list[tuple[int, int]]
     synthetic: bool
+    dataset: str = "epic55"
 
     @property
     def num_classes(self) -> dict[str, int]:
         return {"verb": len(self.epic.verb_classes), "noun": len(self.epic.noun_classes), "action": len(self.actions)}
 
+    @property
+    def test_splits(self) -> tuple[str, ...]:
+        """``s1, s2`` (EPIC-55) or ``validation, test`` (EPIC-100)."""
+        return TEST_SPLITS[self.dataset]
+
+    def class_names(self, task: str) -> list[str]:
+        """The ``verb`` or ``noun`` class keys in id order (EPIC-55 ``class_key``, EPIC-100 ``key``)."""
+        table = self.epic.verb_classes if task == "verb" else self.epic.noun_classes
+        return table["class_key" if "class_key" in table.columns else "key"].tolist()
+
+    def frames(self, split: str) -> epic.FrameSource:
+        """The frames of ``split`` (``egolib.epic.frame_source``)."""
+        return epic.frame_source(self.root, self.dataset, split)
+
     def test_segments(self, split: str) -> tuple[pd.DataFrame, bool]:
-        """Test segments of ``s1``/``s2`` with their labels when the data set ships them (SynthKitchens)."""
+        """Test segments of ``split`` (``test_splits``) with their labels when the data set ships them
+        (SynthKitchens S1/S2, EPIC-100 validation)."""
+        if split not in self.test_splits:
+            raise ValueError(f"{self.dataset} is tested on {', '.join(self.test_splits)}, not {split!r}")
+        if self.dataset == "epic100":
+            return (self.epic.validation, True) if split == "validation" else (self.epic.test, False)
         labels = getattr(self.epic, f"test_{split}_labels")
         return (labels, True) if labels is not None else (getattr(self.epic, f"test_{split}"), False)
 
-    def many_shot(self):
-        """The many-shot lists shipped with the data (SynthKitchens scales the threshold), else recomputed."""
+    def epic100_metrics(self, verb: np.ndarray, noun: np.ndarray) -> dict[str, dict[str, Any]]:
+        """``egolib.metrics.epic100_metrics`` of validation scores: overall, tail classes, unseen participants.
+
+        Args:
+            verb: ``(N, V)`` verb logits, one row per validation segment in file order.
+            noun: ``(N, Nn)`` noun logits.
+        """
+        val = self.epic.validation
+        return metrics.epic100_metrics(verb, noun, val["verb_class"].to_numpy(), val["noun_class"].to_numpy(),
+                                       val["participant_id"].tolist(), self.epic.tail_verbs, self.epic.tail_nouns,
+                                       self.epic.unseen_validation)
+
+    def many_shot(self) -> epic.ManyShot:
+        """The many-shot lists shipped with the data (SynthKitchens scales the threshold), else recomputed;
+        empty for EPIC-100, whose metrics use tail classes and unseen participants instead."""
+        if self.dataset == "epic100":
+            return epic.ManyShot(verbs=[], nouns=[], actions=[])
         return self.epic.many_shot_for_metrics
+
+
+# What an EPIC-100 run needs from annotations/ (the train file is downloaded separately: it is large).
+EPIC100_NEEDED = ("train", "validation", "test", "verb_classes", "noun_classes", "tail_verbs", "tail_nouns",
+                  "unseen_validation")
 
 
 def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
@@ -238,8 +284,22 @@ def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
     root = cfg.dataset_path
     if cfg.data_root is None:
         with runs.file_lock(root.parent / f".{root.name}.lock"):
-            synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress)
+            synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress, layout=cfg.dataset)
     annotations = root / "annotations"
+    if cfg.dataset == "epic100":
+        if not annotations.is_dir():
+            raise FileNotFoundError(
+                f"no annotations folder {annotations}: data_root must be an EPIC-KITCHENS-100 root holding "
+                "annotations/ (the EPIC_100_*.csv files) and PXX/rgb_frames/PXX_YY(Y)[.tar]"
+            )
+        ep = epic.load_epic100(annotations)
+        missing = [epic.EPIC100_FILES[name][0] for name in EPIC100_NEEDED if getattr(ep, name) is None]
+        if missing:
+            raise FileNotFoundError(f"{annotations} lacks {', '.join(missing)}: copy them from the "
+                                    "epic-kitchens-100-annotations repository")
+        synthetic_set = (root / synthetic.MANIFEST).is_file()  # SynthKitchens in the EPIC-100 layout
+        return Data(root=root, epic=ep, actions=epic.action_classes(ep.train), synthetic=synthetic_set,
+                    dataset="epic100")
     if not annotations.is_dir():
         raise FileNotFoundError(
             f"no annotations folder {annotations}: data_root must be an EPIC-Kitchens-55 root holding annotations/ "
@@ -288,7 +348,7 @@ def train_dataset(cfg: RunConfig, data: Data) -> SeededClips:
     """Training clips: TSN random offsets, multi-scale crop + flip (``egolib.transforms.train_transform``)."""
     ds = epic.EpicVideoDataset(
         data.epic.train,
-        epic.FrameSource(epic.frames_root(data.root, "train")),
+        data.frames("train"),
         num_segments=cfg.num_segments,
         snippet_length=cfg.snippet_length,
         mode="train",
@@ -306,11 +366,12 @@ def test_transform(cfg: RunConfig):
 
 
 def test_dataset(cfg: RunConfig, data: Data, split: str, clip_index: int) -> Dataset:
-    """Test clip ``clip_index`` (0: segment centres, 1: segment starts) of every ``s1``/``s2`` segment."""
+    """Test clip ``clip_index`` (0: segment centres, 1: segment starts) of every segment of ``split``
+    (``Data.test_splits``)."""
     segments, _ = data.test_segments(split)
     return epic.EpicVideoDataset(
         segments,
-        epic.FrameSource(epic.frames_root(data.root, "test")),
+        data.frames(split),
         num_segments=cfg.num_segments,
         snippet_length=cfg.snippet_length,
         mode="test",
@@ -614,8 +675,9 @@ def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, d
 
 def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: Dist, *,
                 progress: bool = True) -> scores.Scores:
-    """``cfg.test_clips`` test clips of every ``s1``/``s2`` segment, logits averaged, as a score file's content
-    (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden) and the many-shot lists."""
+    """``cfg.test_clips`` test clips of every segment of ``split`` (``Data.test_splits``), logits averaged, as a
+    score file's content (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden) and the
+    many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there."""
     clips = []
     for k in range(cfg.test_clips):
         ds = test_dataset(cfg, data, split, clip_index=k % 2)
@@ -623,23 +685,31 @@ def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: 
         clips.append(logits)
     avg = {t: np.mean([c[t] for c in clips], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
     segments, labelled = data.test_segments(split)
-    if [str(u) for u in segments["uid"]] != uids:
+    key = "narration_id" if data.dataset == "epic100" else "uid"
+    if [str(u) for u in segments[key]] != uids:
         raise RuntimeError(f"test {split}: predictions came back in another order than the segments")
     labels = [segments[f"{t}_class"].to_numpy() if labelled else None for t in ("verb", "noun")]
-    dataset = f"SynthKitchens {cfg.preset}" if data.synthetic else "EPIC-Kitchens-55"
+    if data.synthetic:
+        dataset = f"SynthKitchens {cfg.preset}" + (", EPIC-100 layout" if data.dataset == "epic100" else "")
+    else:
+        dataset = {"epic55": "EPIC-Kitchens-55", "epic100": "EPIC-KITCHENS-100"}[data.dataset]
     return scores.make(uids, avg, data.actions, *labels, data.many_shot(), dataset)
 
 
 def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: Data | None = None,
              dist: Dist | None = None) -> dict[str, Any]:
-    """The report's test protocol on S1 and S2: ``test_clips`` clips per segment, logits averaged.
+    """The report's test protocol on the test splits: ``test_clips`` clips per segment, logits averaged.
 
     GSM/TSN (``test_crop=full``): whole frames, shorter side ``scale_size(cfg)``, fully-convolutional;
-    EgoACO (``centre``): centre crop ``input_size`` of the ``scale_size`` frame. Writes ``scores_s1.npz`` and
-    ``scores_s2.npz`` (``egolib.scores``: uid, verb, noun, action logits, action vocabulary, labels, many-shot
-    lists), ``metrics.json`` (EPIC-55 metrics per split when the
-    data set has test labels; the pretraining used; the protocol) and ``submission.zip`` (EPIC-55 challenge
-    format) into the run folder.
+    EgoACO (``centre``): centre crop ``input_size`` of the ``scale_size`` frame. Writes ``scores_<split>.npz``
+    (``egolib.scores``: uid, verb, noun, action logits, action vocabulary, labels, many-shot lists),
+    ``metrics.json`` (the pretraining used, the protocol, and the metrics of each labelled split) and
+    ``submission.zip`` into the run folder.
+
+    EPIC-55: splits ``s1`` and ``s2``, EPIC-55 metrics where the data set has test labels (SynthKitchens), the
+    EPIC-55 challenge zip. EPIC-100: ``validation`` scored with the EPIC-100 metrics (overall, tail classes,
+    unseen participants; actions from the verb x noun product, as the official evaluation), ``test`` into the
+    EPIC-100 challenge zip (``test.json``, version 0.2).
 
     Returns:
         The content of ``metrics.json``.
@@ -650,23 +720,33 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
     if dist.device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     run_dir = cfg.run_path
+    action_scores = ("verb x noun softmax product (top-100), as the EPIC-100 evaluation" if data.dataset == "epic100"
+                     else "action head (top-100 pairs)")
     result: dict[str, Any] = {
         "run": cfg.name,
+        "dataset": data.dataset,
         "pretrain": dataclasses.asdict(pretrain.resolve(cfg)),
         "protocol": {"clips": cfg.test_clips, "crop": cfg.test_crop, "scale_size": scale_size(cfg),
                      "input_size": cfg.input_size, "num_segments": cfg.num_segments,
-                     "action_scores": "action head (top-100 pairs)"},
+                     "action_scores": action_scores},
     }
     split_scores = {}
-    for split in ("s1", "s2"):
+    for split in data.test_splits:
         s = test_scores(cfg, model, data, split, dist, progress=progress)
         split_scores[split] = (s.uid.tolist(), {t: getattr(s, t) for t in TASKS})
         if dist.is_main:
             scores.write(run_dir / f"scores_{split}.npz", s)
-        if s.labelled:
+        if s.labelled and data.dataset == "epic100":
+            result[split] = data.epic100_metrics(s.verb, s.noun)
+        elif s.labelled:
             result[split] = s.metrics()
     if dist.is_main:
-        _write_submission(run_dir, split_scores, data.actions)
+        if data.dataset == "epic100":
+            uids, logits = split_scores["test"]
+            submission.write_epic100_submission(run_dir / "submission.zip",
+                                                submission.epic100_json(uids, logits["verb"], logits["noun"]))
+        else:
+            _write_submission(run_dir, split_scores, data.actions)
         runs.write_json(run_dir / METRICS, result)
     _barrier(dist)
     return result
@@ -720,7 +800,10 @@ def run(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any]) -> pd.DataFrame:
-    """A (split x metric) table in percent from the content of ``metrics.json``."""
+    """A (split x metric) table in percent from the content of ``metrics.json`` (EPIC-100: the validation row of
+    ``egolib.metrics.epic100_table``)."""
+    if result.get("dataset") == "epic100":
+        return metrics.epic100_table({"validation": result["validation"]}) if "validation" in result else pd.DataFrame()
     rows = {}
     for split in ("s1", "s2"):
         if split in result:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import numpy as np
 import papermill as pm
 import pytest
 
+from egolib import epic, metrics, submission
 from egolib.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +103,35 @@ def test_pretrain_notebook_caches_every_table1_backbone_at_smoke(tmp_path):
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # stand-in samples, learning curves
+
+
+@pytest.mark.slow
+def test_train_notebook_epic100_smoke_run_scores_validation_and_writes_the_challenge_zip(tmp_path):
+    out = tmp_path / "train.ipynb"
+    pm.execute_notebook(str(TRAIN), str(out), parameters={"dataset": "epic100", "preset": "smoke"},
+                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    run = tmp_path / "runs" / "egoaco-res34-imagenet-smoke-epic100-s0"
+    assert {"scores_validation.npz", "scores_test.npz", "metrics.json", "submission.zip", "DONE"} <= {
+        p.name for p in run.iterdir()}
+    ann = epic.load_epic100(tmp_path / "data" / "synthkitchens-epic100-smoke" / "annotations")
+    result = json.loads((run / "metrics.json").read_text())
+    assert result["dataset"] == "epic100" and {"validation"} <= set(result) and "s1" not in result
+    scores = np.load(run / "scores_validation.npz")
+    assert scores["uid"].tolist() == ann.validation.narration_id.tolist()
+    expected = metrics.epic100_metrics(scores["verb"], scores["noun"], ann.validation.verb_class,
+                                       ann.validation.noun_class, ann.validation.participant_id.tolist(),
+                                       ann.tail_verbs, ann.tail_nouns, ann.unseen_validation)
+    assert result["validation"] == pytest.approx(expected) and set(expected) == {"overall", "tail", "unseen"}
+
+    problems = submission.check_submission(run / "submission.zip", fmt="epic100",
+                                           expected_ids={"test.json": ann.test.narration_id.tolist()},
+                                           num_verbs=len(ann.verb_classes), num_nouns=len(ann.noun_classes))
+    assert problems == []
+    doc = submission.read_submission(run / "submission.zip", num_verbs=len(ann.verb_classes),
+                                     num_nouns=len(ann.noun_classes))["test.json"]
+    assert doc["version"] == "0.2" and {"sls_pt", "sls_tl", "sls_td"} <= set(doc)
+
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    html = "\n".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "tail verb top1" in html and "unseen action top1" in html  # the EPIC-100 table is shown

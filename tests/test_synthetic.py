@@ -290,3 +290,32 @@ def test_cli_writes_the_smoke_set(tmp_path):
     S.main(["--preset", "smoke", "--out", str(tmp_path / "cli"), "--what", "objects"])
     assert (tmp_path / "cli" / "DONE").is_file() and (tmp_path / "cli" / "images.npy").is_file()
     assert os.path.getsize(tmp_path / "cli" / "labels.npy") > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The EPIC-100 layout
+
+
+def test_epic100_plan_follows_the_epic100_split_rules():
+    videos = S.plan_dataset("smoke", 0, layout="epic100")
+    by_split = {s: [v for v in videos if v.split == s] for s in ("train", "validation", "test")}
+    train_people = {v.participant for v in by_split["train"]}
+    assert train_people == {"P01", "P02", "P03"}  # P04 and P05 never in training
+    assert {v.participant for v in by_split["validation"]} == {"P01", "P02", "P03", "P04"}
+    assert {v.participant for v in by_split["test"]} == {"P01", "P02", "P03", "P05"}
+    assert all(v.video_id.split("_")[1].startswith("1") and len(v.video_id.split("_")[1]) == 3
+               for v in by_split["test"])  # PXX_1YY, as EPIC-100's extension videos
+    assert len({v.video_id for v in videos}) == len(videos)
+    assert repr(S.plan_dataset("smoke", 0)) == repr(S.plan_dataset("smoke", 0, layout="epic55"))
+    with pytest.raises(ValueError, match="no layout 'epic200'; choose one of epic55, epic100"):
+        S.plan_dataset("smoke", 0, layout="epic200")
+
+
+def test_tail_rule_on_a_small_table():
+    from egolib import epic
+
+    train = pd.DataFrame({"verb_class": [0] * 6 + [1] * 2 + [2] * 1 + [3] * 1})  # 10 segments, class 4 absent
+    # smallest first: 4 (0), 2 (1), 3 (1) hold 2 of 10 segments = 20 %; adding 1 (2 more) would exceed it
+    assert epic.tail_classes(train, "verb", 5) == [2, 3, 4]
+    assert epic.unseen_participants(pd.DataFrame({"participant_id": ["P01", "P02"]}),
+                                    pd.DataFrame({"participant_id": ["P02", "P09", "P09", "P07"]})) == ["P07", "P09"]
