@@ -26,6 +26,11 @@ half-executed notebook that looks finished; a step that fails stops the steps th
 and the build ends with the failure. ``--jobs 2`` runs two steps at a time, each kernel on one thread: on 2 CPU
 cores that gives 13-42 % more throughput than one 2-thread run (``cpu_budget.md`` §7). GSM + EgoACO variants
 start from the trained GSM run of their backbone, so each waits for it.
+
+``--launcher slurm`` trains each variant as a Slurm job through submitit (``egolib.launch``): its step submits the
+job, waits for it, then executes the training page here, which finds the run complete and only renders it; the
+pretraining chapter then comes after the training steps (the jobs pretrain what they need). ``--dataset epic100``
+builds on EPIC-KITCHENS-100 (without ``--data-root``, SynthKitchens in the EPIC-100 layout).
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ from typing import Any
 
 import yaml
 
-from egolib import codehash, results, runs
-from egolib.config import PRESETS, RunConfig
+from egolib import codehash, launch, results, runs
+from egolib.config import DATASETS, PRESETS, RunConfig
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -375,12 +380,21 @@ class Book:
     seed: int = 0
     jobs: int = 1
     html: bool = True
+    dataset: str = "epic55"
+    data_root: str | None = None
+    slurm: launch.SlurmOptions | None = None  # None: train in this process's kernels
     executed: set[str] = field(default_factory=set)  # chapter stems executed or reused in this build
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def run_params(self) -> list[dict[str, Any]]:
-        return [{**v, "preset": self.preset, "seed": self.seed} for v in variants()]
+        return [{**v, "preset": self.preset, "seed": self.seed, **self.data_parameters} for v in variants()]
+
+    @property
+    def data_parameters(self) -> dict[str, Any]:
+        """``dataset`` and ``data_root`` where they differ from the defaults (so today's run keys stay)."""
+        given = {"dataset": self.dataset, "data_root": self.data_root}
+        return {k: v for k, v in given.items() if v != {"dataset": "epic55", "data_root": None}[k]}
 
     @property
     def run_names(self) -> list[str]:
@@ -388,7 +402,10 @@ class Book:
 
     def chapter_parameters(self, notebook: Path) -> dict[str, Any]:
         common = dict(zip(COMMON_PARAMETERS, (self.preset, self.seed, RUNS), strict=True))
-        return {k: v for k, v in common.items() if k in declared_parameters(notebook)}
+        declared = declared_parameters(notebook)
+        if "dataset" in declared or self.dataset == "epic55":  # 01 knows only EPIC-55's data_root
+            common |= self.data_parameters
+        return {k: v for k, v in common.items() if k in declared}
 
     def run_chapter(self, chapter: Chapter, step: Step) -> str:
         notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
@@ -413,6 +430,8 @@ class Book:
         output = ROOT / cfg.run_path / "train.ipynb"
         if not runs.is_complete(ROOT / cfg.run_path, cfg.to_dict()):
             key_path(output).unlink(missing_ok=True)  # the run must be (re)trained, whatever the page says
+            if self.slurm is not None:  # train it as a Slurm job; the page below then only renders the run
+                launch.run_slurm_job(params, self.slurm, workdir=ROOT)
         title = f"{cfg.method} · {cfg.backbone} · {cfg.pretrain} ({cfg.preset})"
         return self._execute_if_stale(step, notebook, output, params, lambda: step_key(notebook, params, []),
                                       title=title)
@@ -482,9 +501,13 @@ class Book:
                 step = Step(chapter.stem, lambda s: "missing source", waits, status="missing source")
             (after if TRAIN in chapter.after else before).append(step)
         deps = train_dependencies(self.run_params)
+        first = "01_data_prep" if self.slurm is not None else "02_pretrain"  # Slurm: the jobs pretrain, 02 shows it
         training = [Step(f"train {name}", lambda s, p=p: self.run_training(p, s),
-                         ("02_pretrain",) + tuple(f"train {d}" for d in deps[name]))
+                         (first,) + tuple(f"train {d}" for d in deps[name]))
                     for name, p in zip(self.run_names, self.run_params, strict=True)]
+        if self.slurm is not None:
+            pretrain_step = next(s for s in before if s.name == "02_pretrain")
+            pretrain_step.after = tuple(s.name for s in training)
         everything = tuple(s.name for s in before + training + after)
         out = before + training + after + [Step("results and run index", self.write_pages, everything, soft=True)]
         if self.html:
@@ -536,14 +559,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="steps run at a time (one thread each if > 1)")
     parser.add_argument("--no-html", action="store_true", help="execute what is stale, skip the HTML build")
+    parser.add_argument("--dataset", default="epic55", choices=DATASETS)
+    parser.add_argument("--data-root", default=None, help="the real dataset's root (default: SynthKitchens)")
+    parser.add_argument("--launcher", default="local", choices=launch.LAUNCHERS,
+                        help="local: train in this machine's kernels; slurm: one Slurm job per variant (submitit)")
+    parser.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    parser.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per node of one variant's job")
+    parser.add_argument("--nodes-per-run", type=int, default=1, help="nodes of one variant's job")
+    parser.add_argument("--time", default="72:00:00", help="time limit per job, HH:MM:SS (requeued and resumed)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.jobs > 1:
         os.environ["OMP_NUM_THREADS"] = "1"  # inherited by every kernel papermill starts from now on
     # plotly figures as the mime bundle (JupyterLab) plus an HTML div that uses the book's own plotly.js
     os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype+notebook_connected")
-    book = Book(preset=args.preset, seed=args.seed, jobs=args.jobs, html=not args.no_html)
-    steps = run_steps(book.steps(), jobs=args.jobs)
+    slurm = None
+    if args.launcher == "slurm":
+        slurm = launch.SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run,
+                                    nodes_per_run=args.nodes_per_run, time=args.time, folder=ROOT / RUNS / "slurm")
+    book = Book(preset=args.preset, seed=args.seed, jobs=args.jobs, html=not args.no_html, dataset=args.dataset,
+                data_root=args.data_root, slurm=slurm)
+    steps = book.steps()
+    # Slurm: every variant's job can be queued at once (a step only waits for its job); local: --jobs kernels
+    steps = run_steps(steps, jobs=len(steps) if slurm is not None else args.jobs)
     print("\n" + summary_table(steps), flush=True)
     failed = [s.name for s in steps if s.status in ("failed", "blocked")]
     if failed:
