@@ -121,7 +121,8 @@ def test_train_notebook_epic100_smoke_run_scores_validation_and_writes_the_chall
     expected = metrics.epic100_metrics(scores["verb"], scores["noun"], ann.validation.verb_class,
                                        ann.validation.noun_class, ann.validation.participant_id.tolist(),
                                        ann.tail_verbs, ann.tail_nouns, ann.unseen_validation)
-    assert result["validation"] == pytest.approx(expected) and set(expected) == {"overall", "tail", "unseen"}
+    assert result["validation"] == json.loads(json.dumps(expected))  # recomputed from the score file: the same
+    assert set(expected) == {"overall", "tail", "unseen"}
 
     problems = submission.check_submission(run / "submission.zip", fmt="epic100",
                                            expected_ids={"test.json": ann.test.narration_id.tolist()},
