@@ -223,6 +223,20 @@ def test_epic100_without_unseen_segments_omits_the_key(caplog):
     assert "no unseen segments" in caplog.text
 
 
+def test_epic100_table_in_percent_one_row_per_model():
+    from egolib.metrics import epic100_table
+
+    scores = (ranked(EK100_VERB_RANKS, VERB_GAP), ranked(EK100_NOUN_RANKS, NOUN_GAP))
+    seen_only = epic100_metrics(*scores, **EK100_ARGS, unseen_participants=["P33"])
+    with_unseen = epic100_metrics(*scores, **EK100_ARGS, unseen_participants=["P03"])
+    table = epic100_table({"a": with_unseen, "b": seen_only})
+    assert list(table.index) == ["a", "b"] and len(table.columns) == 12
+    assert table.loc["a", "overall action top5"] == pytest.approx(80.0)
+    assert table.loc["a", "tail action top1"] == pytest.approx(100 / 3)
+    assert table.loc["a", "unseen noun top1"] == pytest.approx(100.0)
+    assert np.isnan(table.loc["b", "unseen verb top1"])  # no unseen segment: no number
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Real annotation files (read with plain pandas)
 # ----------------------------------------------------------------------------------------------------------------
