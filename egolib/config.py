@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -43,6 +44,20 @@ VALID_BACKBONES = {
     "egoaco": ("incv3", "res34", "res101", "res152", "r2p1d34"),
     "gsm_egoaco": ("bninc", "incv3"),
 }
+
+# Where each (backbone, pretrain) pair is valid: image pretraining (ImageNet) fits 2D backbones, video pretraining
+# (IG-65M + Kinetics) the spatio-temporal R(2+1)D; EPIC (TSN-style on the training split) and scratch fit all.
+VALID_PRETRAINS = {
+    **{backbone: ("imagenet", "epic", "scratch") for backbone in BACKBONES if backbone != "r2p1d34"},
+    "r2p1d34": ("ig65m_kinetics", "epic", "scratch"),
+}
+
+# Fields that say where and how a run executes, not what it computes: left out of the run's name.
+PLACEMENT_FIELDS = ("run_dir", "device", "num_workers")
+# Fields named in every run folder's name (``RunConfig.name``); the others are its hyperparameters.
+IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "seed", "data_root")
+MAX_OVERRIDES_CHARS = 60  # longer lists of non-default hyperparameters are named by a hash
+BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions")  # what egolib.runs.manifest adds to config.json
 
 CHOICES = {
     "method": METHODS,
@@ -118,6 +133,11 @@ class RunConfig:
                 f"method {cfg.method!r} does not take backbone {cfg.backbone!r}; "
                 f"choose one of {', '.join(VALID_BACKBONES[cfg.method])}"
             )
+        if cfg.pretrain is not None and cfg.pretrain not in VALID_PRETRAINS[cfg.backbone]:
+            raise ValueError(
+                f"backbone {cfg.backbone!r} does not take pretrain {cfg.pretrain!r}; "
+                f"choose one of {', '.join(VALID_PRETRAINS[cfg.backbone])}"
+            )
         if cfg.preset == "paper" and cfg.data_root is None:
             raise ValueError(
                 f"preset 'paper' trains on the real {cfg.dataset} frames: set data_root (-p data_root ...)"
@@ -128,6 +148,18 @@ class RunConfig:
         return cfg
 
     def _check_ranges(self) -> None:
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+        for name in ("lr", "lr_stage2", "lr_stage3"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite learning rate > 0, got {value}")
+        for name in ("weight_decay", "clip_grad"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0 (0 disables it), got {value}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         positive = ("num_segments", "input_size", "batch_size", "test_clips", "lsta_memory", "lsta_pool")
         for name in positive:
             if getattr(self, name) < 1:

@@ -454,6 +454,10 @@ def _check_run_folder(cfg: RunConfig) -> None:
 # 7. fit
 
 
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient norm: training stops at once, before the optimiser step."""
+
+
 def _train_step(
     net: nn.Module,
     batch: dict[str, Any],
@@ -471,9 +475,19 @@ def _train_step(
     loss, parts = multitask_loss(out, labels)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    grad_norm = None
     if cfg.clip_grad > 0:
         scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip_grad)
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+    elif not scaler.is_enabled():
+        grad_norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # After backward, so that under DDP every process sees the all-reduced non-finite gradient and stops. With a
+    # float16 grad scaler an infinite gradient is routine (the scaler skips the step): only the loss is checked.
+    bad_grad = grad_norm is not None and not scaler.is_enabled() and not torch.isfinite(grad_norm)
+    if bad_grad or not torch.isfinite(loss):
+        raise TrainingDiverged(f"the loss is {loss.item():.4g}, the gradient norm "
+                               f"{'unknown' if grad_norm is None else f'{grad_norm.item():.4g}'}")
     scaler.step(opt)
     scaler.update()
     scheduler.step()
@@ -486,8 +500,13 @@ def _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc: str, prog
     sums = np.zeros(8)  # loss, loss_verb, loss_noun, loss_action, hits verb/noun/action, clips
     labelled_actions = 0
     bar = tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False, mininterval=1.0)
-    for batch in bar:
-        loss, parts, out = _train_step(net, batch, opt, scheduler, scaler, cfg, dist.device)
+    for step, batch in enumerate(bar, start=1):
+        lr = scheduler.get_last_lr()[0]
+        try:
+            loss, parts, out = _train_step(net, batch, opt, scheduler, scaler, cfg, dist.device)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"training diverged at {desc}, step {step}/{len(loader)}, learning rate "
+                                   f"{lr:.4g}: {e}") from None
         B = batch["verb"].shape[0]
         hits = [(out[t].argmax(1).cpu() == batch[t]).sum().item() for t in TASKS]
         sums += [loss.item() * B, *(parts[t].item() * B for t in TASKS), *hits, B]
@@ -612,7 +631,10 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
             loader.dataset.set_epoch(global_epoch + epoch)
             lr = scheduler.get_last_lr()[0]
             desc = f"stage {stage.index}/{len(trained)} epoch {epoch + 1}/{stage.epochs}"
-            stats = _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc, progress)
+            try:
+                stats = _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc, progress)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(_divergence_advice(cfg, stage, str(e), rows)) from None
             row = {"stage": stage.index, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1, "lr": lr,
                    **stats, "time_s": time.perf_counter() - t0}
             rows.append(row)
@@ -625,6 +647,16 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
         global_epoch += stage.epochs
     if dist.is_main and not (cfg.run_path / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
         _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0)
+
+
+def _divergence_advice(cfg: RunConfig, stage: Stage, what: str, rows: list[dict[str, Any]]) -> str:
+    """``what`` went wrong, what was kept, and which parameter to change."""
+    lr_field = RECIPES[cfg.method][stage.index - 1][1]
+    kept = (f"the last good checkpoint, {cfg.run_path / CHECKPOINT} (after stage {rows[-1]['stage']} epoch "
+            f"{rows[-1]['epoch']}), is kept" if rows else "no checkpoint had been written yet")
+    clip = " or set clip_grad (0 now: no clipping)" if cfg.clip_grad == 0 else ""
+    return (f"{cfg.run_path}: {what}. Nothing of this epoch was saved, {kept} and no DONE is written. Lower the "
+            f"learning rate ({lr_field}={getattr(cfg, lr_field):g}){clip} and run again")
 
 
 def _save_checkpoint(run_dir: Path, model: nn.Module, pre: pretrain.Pretraining, rows: list[dict[str, Any]], *,

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from egolib import config
 from egolib.config import BACKBONES, VALID_BACKBONES, RunConfig
 
 
@@ -121,3 +122,38 @@ def test_dataset_choice_names_the_run_and_data_folders():
         RunConfig.from_params({"dataset": "epic200"})
     with pytest.raises(ValueError, match="real epic100 frames: set data_root"):
         RunConfig.from_params({"preset": "paper", "dataset": "epic100"})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"lr": -1.0}, "lr must be a finite learning rate > 0, got -1.0"),
+        ({"lr": float("nan")}, "lr must be a finite learning rate > 0, got nan"),
+        ({"lr_stage2": 0.0}, "lr_stage2 must be a finite learning rate > 0"),
+        ({"lr_stage3": float("inf")}, "lr_stage3 must be a finite learning rate > 0"),
+        ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+        ({"momentum": -0.1}, r"momentum must be in \[0, 1\)"),
+        ({"weight_decay": -1e-4}, "weight_decay must be finite and >= 0"),
+        ({"clip_grad": float("nan")}, "clip_grad must be finite and >= 0"),
+        ({"seed": -1}, r"seed must be in \[0, 2\*\*63\)"),
+    ],
+)
+def test_every_numeric_parameter_has_a_range(params, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_params({"preset": "smoke", **params})
+
+
+def test_backbone_pretrain_pairs():
+    with pytest.raises(ValueError) as err:
+        RunConfig.from_params({"method": "gsm", "backbone": "bninc", "pretrain": "ig65m_kinetics"})
+    assert str(err.value) == ("backbone 'bninc' does not take pretrain 'ig65m_kinetics'; "
+                              "choose one of imagenet, epic, scratch")
+    with pytest.raises(ValueError, match="choose one of ig65m_kinetics, epic, scratch"):
+        RunConfig.from_params({"method": "egoaco", "backbone": "r2p1d34", "pretrain": "imagenet"})
+    for backbone, pretrains in config.VALID_PRETRAINS.items():
+        for pretrain in pretrains:
+            cfg = RunConfig.from_params({"method": "tsn", "backbone": backbone, "pretrain": pretrain})
+            assert cfg.pretrain == pretrain
+    for backbone in config.BACKBONES:  # every default (the report's choice) is valid
+        cfg = RunConfig.from_params({"method": "tsn", "backbone": backbone})
+        assert cfg.pretrain in config.VALID_PRETRAINS[backbone]
