@@ -30,6 +30,7 @@ from torchvision.models import inception as tv_inception
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.models.video import resnet as tv_video
 
+from egolib import runs
 from egolib.transforms import CAFFE_BGR, IG65M_RGB, IMAGENET_RGB, INCEPTION_RGB, Normalization
 
 log = logging.getLogger(__name__)
@@ -458,8 +459,13 @@ def _adapt_state_dict(name: str, state: dict[str, Tensor], model: nn.Module) -> 
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A checkpoint file's state dict: the file itself, or the dict it holds under ``state_dict`` / ``model``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint file's state dict: the file itself, or the dict it holds under ``state_dict`` / ``model``.
+
+    Raises:
+        egolib.runs.CorruptFile: the file is truncated, unreadable, or differs from the hash recorded when egolib
+            wrote it (a cached pretraining).
+    """
+    state = runs.load_torch(path, map_location="cpu")
     for key in ("state_dict", "model"):
         if isinstance(state.get(key), dict):
             state = state[key]

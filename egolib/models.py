@@ -656,8 +656,11 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
 
     Returns:
         The model in eval mode, at the checkpoint's stage.
+
+    Raises:
+        egolib.runs.CorruptFile: the file is truncated, unreadable or differs from the hash recorded when written.
     """
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = runs.load_torch(path, map_location=map_location)
     for key in ("model_args", "model"):
         if key not in ckpt:
             raise ValueError(f"{path}: not a model checkpoint (no {key!r} key); keys are {sorted(ckpt)}")

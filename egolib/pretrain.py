@@ -13,12 +13,13 @@
     scratch          random initialisation
 
 Everything trained here is cached in ``runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/``
-(``backbone.pt``, ``log.csv``, ``config.json``, then ``DONE``), under a file lock, so parallel runs wait for one
-another and every later run with the same key reuses it. ``<key>`` hashes everything that makes the cache
-(``cache_key``): the recipe (the stand-in's, or the TSN / GSM run's config), the data it is trained on (the
-embedded set's name and seed, or the ``data_root`` folder and the bytes of its annotation files) and the library
-code. A cache made from other data, another recipe or other code therefore lives in another folder and is never
-picked up; a folder whose ``config.json`` holds another key is trained again. Nothing is ever downloaded.
+(``backbone.pt``, ``log.csv``, ``config.json``, then ``DONE`` with their SHA-256), under the folder's lock
+(``egolib.runs.exclusive``), so parallel runs wait for one another and every later run with the same key reuses it;
+a file that no longer matches its hash is moved aside and the backbone trained again. ``<key>`` hashes everything
+that makes the cache (``cache_key``): the recipe (the stand-in's, or the TSN / GSM run's config), the data it is
+trained on (the embedded set's name and seed, or the ``data_root`` folder and the bytes of its annotation files) and
+the library code. A cache made from other data, another recipe or other code therefore lives in another folder and
+is never picked up; a folder whose ``config.json`` holds another key is trained again. Nothing is ever downloaded.
 
 Training a TSN or GSM model needs ``egolib.train``, which imports this module; ``ensure`` is therefore given the
 fit function (``egolib.train.fit_model``) instead of importing it.
@@ -156,12 +157,26 @@ def key_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:KEY_LENGTH]
 
 
+CACHE_FILES = (BACKBONE_FILE, "log.csv", "config.json")  # what DONE lists, with their SHA-256
+
+
 def _is_cached(out: Path, key: dict[str, Any]) -> bool:
-    """``out`` is complete (``DONE``) and was made with exactly ``key``."""
-    config = out / "config.json"
-    if not (out / runs.DONE).exists() or not config.exists():
+    """``out`` is complete (``DONE``), every file verifies against the hash ``DONE`` recorded, and it was made with
+    exactly ``key``."""
+    if runs.unverified(out, CACHE_FILES):
         return False
-    return json.loads(config.read_text()).get("cache_key") == key
+    return runs.read_json(out / "config.json").get("cache_key") == key
+
+
+def _set_aside_corrupt(out: Path) -> None:
+    """Before a cache folder is trained again: move aside each file that exists but does not verify."""
+    if not (out / runs.DONE).exists():
+        return
+    for problem in runs.unverified(out, CACHE_FILES):
+        log.warning("%s", problem)
+    for name in CACHE_FILES:
+        if (out / name).is_file() and runs.unverified(out, (name,)):
+            runs.set_aside(out / name)
 
 
 def from_gsm_run(cfg: RunConfig) -> bool:
@@ -213,10 +228,11 @@ def ensure(cfg: RunConfig, *, fit: FitFunction | None = None, progress: bool = T
     key = cache_key(cfg)
     if cfg.pretrain == "epic" and fit is None:
         raise ValueError(f"{out} must be trained from a TSN/GSM run: pass fit=egolib.train.fit_model to ensure")
-    with runs.file_lock(out.parent / f".{out.name}.lock"):
+    with runs.exclusive(out, what="pretraining", wait=True):
         if not _is_cached(out, key):
+            _set_aside_corrupt(out)
             if (out / runs.DONE).exists():
-                log.warning("%s was made with another cache key: training it again", out)
+                log.warning("%s is not complete or was made with another cache key: training it again", out)
                 (out / runs.DONE).unlink()
             t0 = time.perf_counter()
             if from_gsm_run(cfg):
@@ -367,7 +383,7 @@ def _save(out: Path, net: nn.Module, rows: list[dict[str, Any]], info: dict[str,
     runs.write_text(out / "log.csv", pd.DataFrame(rows).to_csv(index=False))
     runs.write_json(out / "config.json", {**info, "versions": runs.library_versions(),
                                           "code_version": runs.code_version()})
-    runs.write_text(out / runs.DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    runs.write_done(out, CACHE_FILES)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,7 +456,7 @@ def summary(pre: Pretraining) -> dict[str, Any]:
     if pre.path and pre.source != "real weights":
         config = Path(pre.path).parent / "config.json"
         if config.exists():
-            info = json.loads(config.read_text())
+            info = runs.read_json(config)
             hidden = ("versions", "tsn_run", "gsm_run", "cache_key")
             out["details"] = {k: v for k, v in info.items() if k not in hidden}
     return out

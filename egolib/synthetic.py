@@ -37,7 +37,7 @@ from PIL import Image
 
 from egolib import synthetic_render as R
 from egolib.progress import tqdm
-from egolib.runs import DONE, write_bytes, write_json, write_text
+from egolib.runs import DONE, read_json, write_bytes, write_json, write_text
 
 REVERSAL_PAIRS = R.REVERSAL_PAIRS  # verb pairs whose reversed motion programs are each other's (the order probe)
 
@@ -573,7 +573,7 @@ def _claim(out: Path, manifest: dict[str, Any]) -> bool:
     """
     path = out / MANIFEST
     if path.is_file():
-        have = json.loads(path.read_text())
+        have = read_json(path)
         if have != manifest:
             diff = ", ".join(f"{k}={have.get(k)!r} (asked {v!r})" for k, v in manifest.items() if have.get(k) != v)
             raise ValueError(f"{out} was generated with other arguments: {diff}. Refusing to mix them; choose "

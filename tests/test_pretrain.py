@@ -44,10 +44,14 @@ def test_a_done_folder_made_with_another_key_is_not_used(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig.from_params({"backbone": "res34", "preset": "smoke"})
     out = Path(pretrain.resolve(cfg).path).parent
+    runs.save_torch(out / pretrain.BACKBONE_FILE, {})
+    runs.write_text(out / "log.csv", "epoch\n1\n")
     runs.write_json(out / "config.json", {"cache_key": {**pretrain.cache_key(cfg), "data": "another set"}})
-    runs.write_text(out / runs.DONE, "")
+    runs.write_done(out, pretrain.CACHE_FILES)
     assert not pretrain.resolve(cfg).ready
     runs.write_json(out / "config.json", {"cache_key": pretrain.cache_key(cfg)})
+    assert not pretrain.resolve(cfg).ready  # config.json no longer matches the hash DONE recorded
+    runs.write_done(out, pretrain.CACHE_FILES)
     assert pretrain.resolve(cfg).ready
 
 
