@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import json
 import math
 import types
@@ -55,7 +56,7 @@ VALID_PRETRAINS = {
 # Fields that say where and how a run executes, not what it computes: left out of the run's name.
 PLACEMENT_FIELDS = ("run_dir", "device", "num_workers")
 # Fields named in every run folder's name (``RunConfig.name``); the others are its hyperparameters.
-IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "seed", "data_root")
+IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "dataset", "seed", "data_root")
 MAX_OVERRIDES_CHARS = 60  # longer lists of non-default hyperparameters are named by a hash
 BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions")  # what egolib.runs.manifest adds to config.json
 
@@ -189,14 +190,14 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        """Run name that encodes the recipe, e.g. ``egoaco-res152-imagenet-demo-s0`` (EPIC-55) or
-        ``egoaco-res152-imagenet-demo-epic100-s0``: the dataset is named unless it is ``epic55``."""
-        dataset = "" if self.dataset == "epic55" else f"-{self.dataset}"
-        return f"{self.method}-{self.backbone}-{self.pretrain}-{self.preset}{dataset}-s{self.seed}"
+        """Run name that encodes the recipe, the dataset (unless ``epic55``), the data root and every non-default
+        hyperparameter (``run_name``), e.g. ``egoaco-res152-imagenet-demo-s0``,
+        ``egoaco-res152-imagenet-demo-epic100-s0``, ``gsm-bninc-epic-demo-s0-lr=0.02``."""
+        return run_name(self)
 
     @property
     def run_path(self) -> Path:
-        """The run folder."""
+        """The run folder: ``run_dir``, or ``runs/<name>``."""
         return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.name
 
     @property
@@ -216,10 +217,62 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> RunConfig:
-        """Read a ``config.json`` written by a run (extra bookkeeping keys such as ``versions`` are ignored)."""
-        data = json.loads(Path(path).read_text())
-        names = {f.name for f in fields(cls)}
-        return cls.from_params({k: v for k, v in data.items() if k in names})
+        """Read a config file: a run's ``config.json`` or one written by hand (``--config``), checked as the
+        notebooks check their parameters. Only the bookkeeping keys a run adds (``BOOKKEEPING_KEYS``) are skipped.
+
+        Raises:
+            ValueError: the file is not a JSON object, or has an unknown key or a bad value; the message names the
+                file.
+        """
+        from egolib.runs import read_json
+
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object of run parameters, got {type(data).__name__}")
+        try:
+            return cls.from_params({k: v for k, v in data.items() if k not in BOOKKEEPING_KEYS})
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Run names: two runs that may compute different numbers never share a folder
+
+
+def data_tag(cfg: RunConfig) -> str:
+    """The data's part of a run name: empty for the embedded SynthKitchens set of the preset, else
+    ``data=<8 hex digits>``, the SHA-256 of the absolute ``data_root`` path (two data sets never share a run
+    folder, and a relative or absolute spelling of one root gives one name)."""
+    if cfg.data_root is None:
+        return ""
+    return "data=" + hashlib.sha256(str(Path(cfg.data_root).expanduser().resolve()).encode()).hexdigest()[:8]
+
+
+def non_defaults(cfg: RunConfig) -> dict[str, Any]:
+    """The hyperparameters of ``cfg`` that differ from what its preset gives the same method, backbone, pretrain,
+    seed and data; where the run executes (``PLACEMENT_FIELDS``) does not count."""
+    default = RunConfig.from_params({k: getattr(cfg, k) for k in IDENTITY_FIELDS})
+    skip = set(IDENTITY_FIELDS) | set(PLACEMENT_FIELDS)
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)
+            if f.name not in skip and getattr(cfg, f.name) != getattr(default, f.name)}
+
+
+def run_name(cfg: RunConfig) -> str:
+    """``<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>`` (the dataset unless ``epic55``), then
+    ``-data=<hash>`` for a ``data_root`` (``data_tag``), then ``-<name>=<value>`` for each non-default
+    hyperparameter (``non_defaults``, in field order; when these exceed ``MAX_OVERRIDES_CHARS`` characters,
+    ``-h=<8 hex digits>`` of their JSON instead)."""
+    dataset = "" if cfg.dataset == "epic55" else f"-{cfg.dataset}"
+    parts = [f"{cfg.method}-{cfg.backbone}-{cfg.pretrain}-{cfg.preset}{dataset}-s{cfg.seed}"]
+    if tag := data_tag(cfg):
+        parts.append(tag)
+    changed = non_defaults(cfg)
+    overrides = "-".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in changed.items())
+    if len(overrides) > MAX_OVERRIDES_CHARS:
+        overrides = "h=" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+    if overrides:
+        parts.append(overrides)
+    return "-".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """RunConfig: validation at the notebook boundary and preset defaults."""
 
 import dataclasses
+import json
+import re
 
 import pytest
 
@@ -157,3 +159,63 @@ def test_backbone_pretrain_pairs():
     for backbone in config.BACKBONES:  # every default (the report's choice) is valid
         cfg = RunConfig.from_params({"method": "tsn", "backbone": backbone})
         assert cfg.pretrain in config.VALID_PRETRAINS[backbone]
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14, item 6: run folder names never collide across data roots or hyperparameters
+
+
+def test_run_names_tell_data_roots_and_non_default_hyperparameters_apart(tmp_path, monkeypatch):
+    base = {"method": "gsm", "backbone": "bninc", "preset": "smoke"}
+    default = RunConfig.from_params(base)
+    assert default.name == "gsm-bninc-epic-smoke-s0"  # the embedded data and the preset's values: today's name
+    explicit = RunConfig.from_params({**base, "lr": 0.01, "epochs": 1, "device": "cpu", "num_workers": 0})
+    assert explicit.name == default.name  # the preset's own values, and where it runs, change nothing
+    assert RunConfig.from_params({**base, "lr": 0.02}).name == "gsm-bninc-epic-smoke-s0-lr=0.02"
+    assert RunConfig.from_params({**base, "lr": 1e-5, "epochs": 3}).name == "gsm-bninc-epic-smoke-s0-epochs=3-lr=1e-05"
+    many = RunConfig.from_params({**base, "lr": 0.02, "momentum": 0.5, "weight_decay": 0.1, "dropout": 0.2,
+                                  "clip_grad": 3.0})
+    assert re.fullmatch(r"gsm-bninc-epic-smoke-s0-h=[0-9a-f]{8}", many.name)
+    monkeypatch.chdir(tmp_path)
+    a = RunConfig.from_params({**base, "data_root": "EPIC_A"})
+    b = RunConfig.from_params({**base, "data_root": "EPIC_B"})
+    assert re.fullmatch(r"gsm-bninc-epic-smoke-s0-data=[0-9a-f]{8}", a.name)
+    assert len({a.run_path, b.run_path, default.run_path}) == 3
+    assert RunConfig.from_params({**base, "data_root": str(tmp_path / "EPIC_A")}).name == a.name  # one root, one name
+    assert config.data_tag(default) == "" and config.data_tag(a) == a.name.rsplit("-", 1)[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14, item 5: config files are read as strictly as the notebooks' parameters
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"method": "gsm", "backbone": "bninc", "epochz": 3}, "unknown parameter(s) 'epochz'"),
+        ({"method": "egoaco", "lr_stage_2": 0.1}, "unknown parameter(s) 'lr_stage_2'"),
+        ({"method": "gsm", "lr": "fast"}, "parameter 'lr' expects float or None, got str 'fast'"),
+        ({"method": "gsm", "lr": -1}, "lr must be a finite learning rate > 0"),
+    ],
+)
+def test_config_files_reject_unknown_keys_and_bad_values(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as err:
+        RunConfig.from_json(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_a_corrupt_config_file_is_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"method": "gsm", ')
+    with pytest.raises(ValueError, match=rf"^{path} is not valid JSON \(Expecting property name"):
+        RunConfig.from_json(path)
+
+
+def test_a_run_config_json_keeps_its_bookkeeping_keys(tmp_path):
+    from egolib import runs
+
+    cfg = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke"})
+    runs.write_json(tmp_path / "config.json", runs.manifest(cfg.to_dict()))
+    assert RunConfig.from_json(tmp_path / "config.json") == cfg
