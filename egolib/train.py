@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import resource
@@ -282,7 +281,7 @@ EPIC100_NEEDED = ("train", "validation", "test", "verb_classes", "noun_classes",
 def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
     """Annotations of ``cfg.dataset_path``; the embedded SynthKitchens set is generated first when missing."""
     root = cfg.dataset_path
-    if cfg.data_root is None:
+    if cfg.data_root is None and not synthetic.is_generated(root, cfg.preset):  # complete: read-only is fine
         with runs.file_lock(root.parent / f".{root.name}.lock"):
             synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress, layout=cfg.dataset)
     annotations = root / "annotations"
@@ -422,9 +421,13 @@ def _autocast(device: torch.device):
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
-    """A training checkpoint (``weights_only``: plain tensors and containers), or None when absent."""
+    """A training checkpoint (``weights_only``: plain tensors and containers), or None when absent.
+
+    Raises:
+        egolib.runs.CorruptFile: the file is truncated or differs from the hash recorded when it was written.
+    """
     path = Path(path)
-    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+    return runs.load_torch(path, map_location="cpu") if path.exists() else None
 
 
 def _write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -437,12 +440,19 @@ def read_log(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _check_run_folder(cfg: RunConfig) -> None:
-    """Write ``config.json``, or check that the folder's one describes the same run."""
+    """Write ``config.json``, or check that the folder's one describes the same run.
+
+    A folder that holds nothing but a ``config.json`` (a run that failed before its first checkpoint) is taken
+    over by any run.
+    """
     path = cfg.run_path / "config.json"
     if path.exists():
-        saved = json.loads(path.read_text())
-        diff = {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if k != "run_dir" and saved.get(k) != v}
-        if diff:
+        saved = runs.read_json(path)
+        diff = runs.differences(saved, cfg.to_dict())
+        started = {p.name for p in cfg.run_path.iterdir() if not p.name.startswith(".")} - {"config.json"}
+        if diff and not started:
+            log.warning("%s held only the config.json of a run that never trained: taken over", cfg.run_path)
+        elif diff:
             detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(diff.items()))
             raise ValueError(
                 f"run folder {cfg.run_path} holds a different run ({detail}); delete the folder or set run_dir"
@@ -546,7 +556,19 @@ def fit_model(cfg: RunConfig, *, progress: bool = True) -> nn.Module:
 
 
 def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
+    """``_fit_owned`` while this process owns the run folder (the main process of a torchrun job does)."""
+    with _own(cfg.run_path, dist):
+        return _fit_owned(cfg, dist, progress=progress)
+
+
+def _own(run_dir: Path, dist: Dist) -> contextlib.AbstractContextManager:
+    """The run folder's lock (``egolib.runs.exclusive``), taken by the main process only."""
+    return runs.exclusive(run_dir) if dist.is_main else contextlib.nullcontext()
+
+
+def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
     """The run folder, the pretrained backbone and the data; then resume or start, and run the stages."""
+    started = time.perf_counter()
     if dist.is_main:
         _check_run_folder(cfg)
     _barrier(dist)
@@ -571,14 +593,20 @@ def _fit(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             f"{len(train_set)} training clips make no batch of {cfg.batch_size} x {dist.world} processes; "
             "lower batch_size"
         )
-    _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress)
+    _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress, started=started)
     _barrier(dist)
     return _unwrap(model)
 
 
 def _resumable_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The run folder's checkpoint when this library code wrote it; None (train from the start) otherwise."""
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    """The run folder's checkpoint when this library code wrote it and it verifies; None (train from the start)
+    otherwise. A corrupt checkpoint is moved aside (``egolib.runs.set_aside``), never deleted."""
+    try:
+        ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    except runs.CorruptFile as e:
+        log.warning("%s; it is moved aside to %s and the run trains again from the start", e,
+                    runs.set_aside(e.path).name)
+        return None
     if ckpt is not None and ckpt.get("code_version") != runs.code_version():
         log.warning("%s was written by other library code: training again from the start", run_dir / CHECKPOINT)
         return None
@@ -605,9 +633,14 @@ def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
 
 
 def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist, pre: pretrain.Pretraining,
-                ckpt: dict[str, Any] | None, *, progress: bool) -> None:
-    """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch."""
+                ckpt: dict[str, Any] | None, *, progress: bool, started: float) -> None:
+    """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch.
+
+    Each checkpoint records ``train_s``: the training time of every process that worked on the run so far (this
+    one since ``started``, a ``time.perf_counter`` value, plus what the resumed checkpoint recorded).
+    """
     rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
+    earlier_s = float(ckpt.get("train_s", 0.0)) if ckpt is not None else 0.0
     done_stage, done_epoch = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=dist.device.type == "cuda" and not torch.cuda.is_bf16_supported())
     stages = recipe(cfg)
@@ -642,11 +675,12 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
                      row["acc_verb"], row["acc_noun"], row["acc_action"], row["time_s"])
             if dist.is_main:
                 _save_checkpoint(cfg.run_path, model, pre, rows, stage=stage.index, epoch=epoch + 1,
-                                 optimizers={"optimizer": opt, "scheduler": scheduler, "scaler": scaler})
+                                 optimizers={"optimizer": opt, "scheduler": scheduler, "scaler": scaler},
+                                 train_s=earlier_s + time.perf_counter() - started)
             _barrier(dist)
         global_epoch += stage.epochs
     if dist.is_main and not (cfg.run_path / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
-        _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0)
+        _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0, train_s=time.perf_counter() - started)
 
 
 def _divergence_advice(cfg: RunConfig, stage: Stage, what: str, rows: list[dict[str, Any]]) -> str:
@@ -660,13 +694,13 @@ def _divergence_advice(cfg: RunConfig, stage: Stage, what: str, rows: list[dict[
 
 
 def _save_checkpoint(run_dir: Path, model: nn.Module, pre: pretrain.Pretraining, rows: list[dict[str, Any]], *,
-                     stage: int, epoch: int, optimizers: dict[str, Any] | None = None) -> None:
+                     stage: int, epoch: int, train_s: float, optimizers: dict[str, Any] | None = None) -> None:
     """``models.save_model`` (``model_args`` + weights) plus where training stands: stage, epoch, RNG states, the
     optimiser, schedule and grad-scaler states, the log so far, the code version and the pretraining; then
     ``log.csv``."""
     states = {k: v.state_dict() for k, v in (optimizers or {}).items()}
     models.save_model(run_dir / CHECKPOINT, _unwrap(model), **states, stage=stage, epoch=epoch, rng=rng_state(),
-                      log=rows, pretrain=dataclasses.asdict(pre), code_version=runs.code_version())
+                      log=rows, pretrain=dataclasses.asdict(pre), code_version=runs.code_version(), train_s=train_s)
     _write_log(run_dir, rows)
 
 
@@ -809,24 +843,37 @@ def peak_rss_mb() -> float:
 
 
 def run(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
-    """fit + evaluate + ``DONE`` (written last); a complete, current run is skipped and its metrics returned."""
+    """fit + evaluate + ``DONE`` (written last, with the hash of every output), all while this process owns the
+    run folder; a complete, current run whose files all verify is skipped and its metrics returned.
+
+    Raises:
+        egolib.runs.FolderInUse: another process is working in the run folder.
+        TrainingDiverged: a non-finite loss or gradient norm (the last good checkpoint is kept).
+    """
+    dist = setup_distributed(cfg)
+    with _own(cfg.run_path, dist):
+        return _run_owned(cfg, dist, progress=progress)
+
+
+def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
     run_dir = cfg.run_path
     if runs.is_complete(run_dir, cfg.to_dict()):
-        log.info("%s is complete and current: skipped", run_dir)
-        return json.loads((run_dir / METRICS).read_text())
+        log.info("%s is complete, current and verified: skipped", run_dir)
+        return runs.read_json(run_dir / METRICS)
     t0 = time.perf_counter()
-    dist = setup_distributed(cfg)
     if dist.is_main:
+        if (run_dir / runs.DONE).exists():
+            log.info("%s is not complete: %s", run_dir, "; ".join(runs.unverified(run_dir, runs.RUN_OUTPUTS)))
         (run_dir / runs.DONE).unlink(missing_ok=True)
     _fit(cfg, dist, progress=progress)
-    train_s = time.perf_counter() - t0
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
     model = models.load_model(run_dir / CHECKPOINT)
     result = evaluate(cfg, model, progress=progress, dist=dist)
     if dist.is_main:
-        result["resources"] = {"train_s": train_s, "total_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
-                               "processes": dist.world, "device": str(dist.device)}
+        result["resources"] = {"train_s": float(ckpt.get("train_s", 0.0)), "total_s": time.perf_counter() - t0,
+                               "peak_rss_mb": peak_rss_mb(), "processes": dist.world, "device": str(dist.device)}
         runs.write_json(run_dir / METRICS, result)
-        runs.write_text(run_dir / runs.DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        runs.write_done(run_dir, runs.RUN_OUTPUTS)
     _barrier(dist)
     return result
 
@@ -851,7 +898,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    cfg = RunConfig.from_json(args.config)
+    try:
+        cfg = RunConfig.from_json(args.config)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
     if Path(args.config).resolve().parent != cfg.run_path.resolve():
         log.warning("%s describes the run folder %s: training there", args.config, cfg.run_path)
     try:
