@@ -429,6 +429,7 @@ class Book:
         notebook = ROOT / "book" / "03_train.ipynb"
         output = ROOT / cfg.run_path / "train.ipynb"
         if not runs.is_complete(ROOT / cfg.run_path, cfg.to_dict()):
+            set_aside_other_run(cfg)
             key_path(output).unlink(missing_ok=True)  # the run must be (re)trained, whatever the page says
             if self.slurm is not None:  # train it as a Slurm job; the page below then only renders the run
                 launch.run_slurm_job(params, self.slurm, workdir=ROOT)
@@ -553,11 +554,49 @@ def copy_plotly_js() -> None:
         runs.write_text(path, js)
 
 
+def set_aside_other_run(cfg: RunConfig, root: Path = ROOT) -> Path | None:
+    """Move a variant's folder that holds another run (one trained with other parameters by older code, or with
+    an explicit ``run_dir``) to ``runs/set-aside/<name>-<time>/`` under ``root``: kept, out of the book's way.
+
+    Returns:
+        Where it went, or None when the folder is free or holds this variant's run.
+
+    Raises:
+        egolib.runs.FolderInUse: a process is working in that folder.
+    """
+    folder = root / cfg.run_path
+    if not (folder / "config.json").exists():
+        return None
+    try:
+        diff = runs.differences(runs.read_json(folder / "config.json"), cfg.to_dict())
+    except ValueError as e:  # a corrupt config.json: not this variant's run either
+        diff = {"config.json": (str(e), None)}
+    if not diff:
+        return None
+    with runs.exclusive(folder):
+        target = root / RUNS / "set-aside" / f"{folder.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+    log.warning("%s held another run (%s): moved to %s", folder, ", ".join(sorted(diff)), target)
+    return target
+
+
+def _positive_int(text: str) -> int:
+    """``--jobs``: an int >= 1, checked before anything runs."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (steps run at a time), got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo", choices=PRESETS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, help="steps run at a time (one thread each if > 1)")
+    parser.add_argument("--jobs", type=_positive_int, default=1, help="steps run at a time (one thread each if > 1)")
     parser.add_argument("--no-html", action="store_true", help="execute what is stale, skip the HTML build")
     parser.add_argument("--dataset", default="epic55", choices=DATASETS)
     parser.add_argument("--data-root", default=None, help="the real dataset's root (default: SynthKitchens)")

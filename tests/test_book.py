@@ -263,3 +263,38 @@ def test_a_chapter_is_executed_again_only_when_its_key_changes(tmp_path, monkeyp
     assert status() == "run"  # the library code it imports changed
     out.unlink()
     assert status() == "run"
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14, items 6 and 8: one-off runs never block the book; --jobs checked before anything runs
+
+
+def test_jobs_zero_is_refused_before_any_step_runs(monkeypatch, capsys):
+    from egolib import book
+
+    monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("a chapter ran"))
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as err:
+            book.main(["--jobs", bad])
+        assert err.value.code == 2
+        assert "argument --jobs" in capsys.readouterr().err
+
+
+def test_a_variant_folder_holding_another_run_is_set_aside_not_fatal(tmp_path):
+    from egolib import book, runs
+    from egolib.config import RunConfig
+
+    variant = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke"})
+    folder = tmp_path / variant.run_path
+    assert book.set_aside_other_run(variant, tmp_path) is None  # nothing there
+    # what older code left: `-p lr 0.02` trained into the variant's folder
+    runs.write_json(folder / "config.json", runs.manifest(variant.to_dict() | {"lr": 0.02}))
+    runs.write_text(folder / "log.csv", "stage,epoch\n1,1\n")
+    moved = book.set_aside_other_run(variant, tmp_path)
+    assert moved.parent == tmp_path / "runs" / "set-aside" and moved.name.startswith(variant.name + "-")
+    assert not folder.exists() and (moved / "log.csv").exists()  # kept, out of the book's way
+    runs.write_json(folder / "config.json", runs.manifest(variant.to_dict()))
+    assert book.set_aside_other_run(variant, tmp_path) is None  # the variant's own run stays
+    # today a one-off run has a folder of its own
+    one_off = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "lr": 0.02})
+    assert one_off.run_path != variant.run_path
