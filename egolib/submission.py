@@ -343,8 +343,23 @@ def write_epic55_submission(path: str | Path, seen: dict[str, Any], unseen: dict
 
     Returns:
         ``path``.
+
+    Raises:
+        SubmissionError: either half would be rejected, or the halves score other verb or noun class counts.
     """
-    return _write_zip(path, {"seen.json": seen, "unseen.json": unseen}, FORMATS["epic55"])
+    halves = {"seen.json": seen, "unseen.json": unseen}
+    counts = {}
+    for member, doc in halves.items():
+        entry = next(iter(doc.get("results", {}).values()), None) if isinstance(doc, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("verb"), dict) and isinstance(entry.get("noun"), dict):
+            counts[member] = (len(entry["verb"]), len(entry["noun"]))
+    problems = []
+    if len(set(counts.values())) > 1:
+        problems.append("seen.json and unseen.json must score the same classes: seen.json has {} verbs x {} nouns, "
+                        "unseen.json {} x {}".format(*counts["seen.json"], *counts["unseen.json"]))
+    if problems:
+        raise SubmissionError(path, problems)
+    return _write_zip(path, halves, FORMATS["epic55"])
 
 
 def write_epic100_submission(path: str | Path, test: dict[str, Any]) -> Path:
@@ -401,23 +416,59 @@ def _reject_constant(token: str) -> None:
     raise ValueError(f"{token} is not valid JSON; scores must be finite numbers")
 
 
+def epic55_expectations(dataset: str | Path) -> tuple[dict[str, list[str]], int, int]:
+    """What an EPIC-55 submission for ``dataset`` (a root holding ``annotations/``) must cover.
+
+    Returns:
+        ``({"seen.json": S1 uids, "unseen.json": S2 uids}, verb classes, noun classes)``.
+    """
+    from egolib import epic
+
+    ep = epic.load_epic55(Path(dataset) / "annotations")
+    ids = {"seen.json": [str(u) for u in ep.test_s1["uid"]], "unseen.json": [str(u) for u in ep.test_s2["uid"]]}
+    return ids, len(ep.verb_classes), len(ep.noun_classes)
+
+
+def dataset_beside(path: str | Path) -> Path | None:
+    """The data set of the run whose folder holds ``path`` (its ``config.json``), when it is on this machine."""
+    from egolib.config import RunConfig
+
+    config = Path(path).parent / "config.json"
+    try:
+        root = RunConfig.from_json(config).dataset_path
+    except (OSError, ValueError):
+        return None
+    return root if (root / "annotations").is_dir() else None
+
+
 def check_submission(path: str | Path, *, fmt: str | None = None,
                      expected_ids: Mapping[str, Iterable[Any]] | None = None, num_verbs: int | None = None,
-                     num_nouns: int | None = None) -> list[str]:
+                     num_nouns: int | None = None, dataset: str | Path | None = None) -> list[str]:
     """Everything wrong with a submission zip; an empty list when the server should accept it.
+
+    Coverage is checked by default: without ``expected_ids``, an EPIC-55 zip is checked against the test uids and
+    class counts of ``dataset``, or of the run whose folder holds the zip (``dataset_beside``) when its data set
+    is on this machine. Pass ``expected_ids={}`` to skip it.
 
     Args:
         path: the submission ``.zip``.
         fmt: ``"epic55"`` or ``"epic100"``; guessed from the file names inside when None.
         expected_ids: ids per JSON file, e.g. ``{"seen.json": s1_uids, "unseen.json": s2_uids}``; files not named
             are not checked for coverage.
-        num_verbs: verb classes per entry (default: 125 for EPIC-55, 97 for EPIC-100; SynthKitchens has fewer).
-        num_nouns: noun classes per entry (default: 352 for EPIC-55, 300 for EPIC-100).
+        num_verbs: verb classes per entry (default: the data set's, else 125 for EPIC-55, 97 for EPIC-100).
+        num_nouns: noun classes per entry (default: the data set's, else 352 for EPIC-55, 300 for EPIC-100).
+        dataset: an EPIC-55-layout root (``annotations/``) the zip is for.
 
     Returns:
         Messages, each naming the file and field and saying what is wrong.
     """
     spec, docs, problems = _load_zip(Path(path), fmt)
+    if expected_ids is None and spec is not None and spec.name == "epic55":
+        root = dataset if dataset is not None else dataset_beside(path)
+        if root is not None:
+            expected_ids, verbs, nouns = epic55_expectations(root)
+            num_verbs = verbs if num_verbs is None else num_verbs
+            num_nouns = nouns if num_nouns is None else num_nouns
     expected_ids = expected_ids or {}
     for name, doc in docs.items():
         problems += check_json(doc, spec, name=name, expected_ids=expected_ids.get(name), num_verbs=num_verbs,
@@ -427,7 +478,7 @@ def check_submission(path: str | Path, *, fmt: str | None = None,
 
 def read_submission(path: str | Path, *, fmt: str | None = None,
                     expected_ids: Mapping[str, Iterable[Any]] | None = None, num_verbs: int | None = None,
-                    num_nouns: int | None = None) -> dict[str, dict[str, Any]]:
+                    num_nouns: int | None = None, dataset: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Read and validate a submission zip (arguments as ``check_submission``).
 
     Returns:
@@ -436,7 +487,8 @@ def read_submission(path: str | Path, *, fmt: str | None = None,
     Raises:
         SubmissionError: listing every problem ``check_submission`` finds.
     """
-    problems = check_submission(path, fmt=fmt, expected_ids=expected_ids, num_verbs=num_verbs, num_nouns=num_nouns)
+    problems = check_submission(path, fmt=fmt, expected_ids=expected_ids, num_verbs=num_verbs, num_nouns=num_nouns,
+                                dataset=dataset)
     if problems:
         raise SubmissionError(path, problems)
     return _load_zip(Path(path), fmt)[1]

@@ -200,3 +200,54 @@ def test_writers_refuse_what_the_server_would_reject(tmp_path):
     with pytest.raises(SubmissionError, match="version is '0.3'"):
         write_epic55_submission(tmp_path / "x.zip", seen, seen)
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14, item 7: coverage checked by default when the data set is at hand; halves must agree
+
+
+def test_the_writer_refuses_halves_with_other_class_counts(tmp_path):
+    seen = epic55_json([1], np.zeros((1, 12)), np.zeros((1, 20)))
+    unseen = epic55_json([2], np.zeros((1, 12)), np.zeros((1, 21)))
+    with pytest.raises(SubmissionError) as err:
+        write_epic55_submission(tmp_path / "x.zip", seen, unseen)
+    assert err.value.problems == ["seen.json and unseen.json must score the same classes: seen.json has 12 verbs x "
+                                  "20 nouns, unseen.json 12 x 21"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _tiny_dataset(root):
+    """The annotation files the validator reads: test uids and class lists (EPIC-55 layout)."""
+    import pandas as pd
+
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    cols = ["uid", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame"]
+    for split, uids in (("s1", SEEN_UIDS), ("s2", UNSEEN_UIDS)):
+        rows = [[u, "P01", "P01_01", "00:00:00.00", "00:00:01.00", 1, 60] for u in uids]
+        pd.DataFrame(rows, columns=cols).to_csv(ann / f"EPIC_test_{split}_timestamps.csv", index=False)
+    pd.DataFrame([[0, "P01", "P01_01", "open tap", "00:00:00.00", "00:00:01.00", 1, 60, "open", 0, "tap", 0,
+                   "['tap']", "[0]"]],
+                 columns=["uid", "participant_id", "video_id", "narration", "start_timestamp", "stop_timestamp",
+                          "start_frame", "stop_frame", "verb", "verb_class", "noun", "noun_class", "all_nouns",
+                          "all_noun_classes"]).to_csv(ann / "EPIC_train_action_labels.csv", index=False)
+    for kind, n in (("verb", 125), ("noun", 352)):
+        pd.DataFrame({f"{kind}_id": range(n), "class_key": [f"{kind}{i}" for i in range(n)],
+                      f"{kind}s": [f"['{kind}{i}']" for i in range(n)]}
+                     ).to_csv(ann / f"EPIC_{kind}_classes.csv", index=False)
+
+
+def test_the_validator_checks_coverage_against_the_data_set_by_default(epic55_zip, tmp_path):
+    from egolib.config import RunConfig
+
+    bad = rewrite(epic55_zip, tmp_path / "run" / "submission.zip",
+                  lambda name, doc: doc["results"].pop("1925") if name == "seen.json" else None)
+    missing = "seen.json: 1 of 3 expected uids are missing from results, e.g. ['1925']"
+    data = tmp_path / "EPIC"
+    _tiny_dataset(data)
+    assert check_submission(bad, dataset=data) == [missing]
+    cfg = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "paper", "data_root": str(data)})
+    runs.write_json(tmp_path / "run" / "config.json", runs.manifest(cfg.to_dict()))
+    assert check_submission(bad) == [missing]  # the run folder's data set, found through its config.json
+    assert check_submission(bad, expected_ids={}) == []  # asked not to check coverage
+    assert check_submission(epic55_zip) == []
