@@ -85,7 +85,7 @@ lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
 lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 device: str = "auto"  # auto | cpu | cuda
 num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
-run_dir: Optional[str] = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>
+run_dir: Optional[str] = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)
 
 # %% [markdown]
 # ## The configuration

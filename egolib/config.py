@@ -105,7 +105,7 @@ class RunConfig:
     lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
-    run_dir: str | None = None  # run folder; None: runs/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>
+    run_dir: str | None = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)
 
     # ----------------------------------------------------------------------------------------------
     @classmethod
