@@ -241,3 +241,13 @@ def test_train_time_adds_up_across_resumes(workdir, monkeypatch):
     monkeypatch.setattr(train, "_train_step", real_step)
     result = train.run(cfg, progress=False)
     assert result["resources"]["train_s"] > 1000.0  # before: only the time since the resume
+
+
+def test_a_corrupt_data_set_manifest_is_named(tmp_path):
+    from egolib import synthetic
+
+    out = tmp_path / "synthkitchens-smoke"
+    out.mkdir()
+    (out / synthetic.MANIFEST).write_text('{"dataset": "SynthKitchens", "pre')  # cut off mid-write by hand
+    with pytest.raises(ValueError, match=rf"^{out / synthetic.MANIFEST} is not valid JSON \(Unterminated string"):
+        synthetic.generate(out, preset="smoke", progress=False)
