@@ -30,7 +30,6 @@ from torchvision.models import inception as tv_inception
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.models.video import resnet as tv_video
 
-from egolib import runs
 from egolib.transforms import CAFFE_BGR, IG65M_RGB, IMAGENET_RGB, INCEPTION_RGB, Normalization
 
 log = logging.getLogger(__name__)
@@ -462,10 +461,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A checkpoint file's state dict: the file itself, or the dict it holds under ``state_dict`` / ``model``.
 
     Raises:
-        egolib.runs.CorruptFile: the file is truncated, unreadable, or differs from the hash recorded when egolib
-            wrote it (a cached pretraining).
+        ValueError: torch cannot read the file (truncated or corrupt); the message names it. A cached pretraining
+            is also checked against the hash recorded when it was written (``egolib.pretrain``).
     """
-    state = runs.load_torch(path, map_location="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is corrupt or truncated (torch cannot read it: {str(e).splitlines()[0]})") from None
     for key in ("state_dict", "model"):
         if isinstance(state.get(key), dict):
             state = state[key]

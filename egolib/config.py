@@ -224,9 +224,11 @@ class RunConfig:
             ValueError: the file is not a JSON object, or has an unknown key or a bad value; the message names the
                 file.
         """
-        from egolib.runs import read_json
-
-        data = read_json(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:  # as egolib.runs.read_json says it (config: a leaf)
+            raise ValueError(f"{path} is not valid JSON ({e}); fix the file, or move it away to have it made "
+                             "again") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a JSON object of run parameters, got {type(data).__name__}")
         try:
@@ -250,11 +252,13 @@ def data_tag(cfg: RunConfig) -> str:
 
 def non_defaults(cfg: RunConfig) -> dict[str, Any]:
     """The hyperparameters of ``cfg`` that differ from what its preset gives the same method, backbone, pretrain,
-    seed and data; where the run executes (``PLACEMENT_FIELDS``) does not count."""
-    default = RunConfig.from_params({k: getattr(cfg, k) for k in IDENTITY_FIELDS})
+    seed and data; where the run executes (``PLACEMENT_FIELDS``) does not count, nor ``None`` (the preset's
+    default, in a config built without ``from_params``)."""
+    base = RunConfig(**{k: getattr(cfg, k) for k in IDENTITY_FIELDS})
+    default = dataclasses.replace(base, **{k: v for k, v in _preset_defaults(base).items() if getattr(base, k) is None})
     skip = set(IDENTITY_FIELDS) | set(PLACEMENT_FIELDS)
-    return {f.name: getattr(cfg, f.name) for f in fields(cfg)
-            if f.name not in skip and getattr(cfg, f.name) != getattr(default, f.name)}
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip
+            and getattr(cfg, f.name) is not None and getattr(cfg, f.name) != getattr(default, f.name)}
 
 
 def run_name(cfg: RunConfig) -> str:

@@ -641,8 +641,8 @@ def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progre
 
 def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Rewrite a run's score files, ``metrics.json`` and ``submission.zip`` from its checkpoint with its own
-    test protocol (no retraining); ``DONE`` is rewritten last when the run had one. The training resources
-    recorded in ``metrics.json`` are kept.
+    test protocol (no retraining), owning the run folder meanwhile; ``DONE`` is rewritten last (with the new files'
+    hashes) when the run had one. The training resources recorded in ``metrics.json`` are kept.
 
     Returns:
         The new content of ``metrics.json``.
@@ -651,15 +651,16 @@ def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
-    old = json.loads((run_dir / train.METRICS).read_text()) if (run_dir / train.METRICS).exists() else {}
-    had_done = (run_dir / runs.DONE).exists()
-    model = models.load_model(run_dir / train.CHECKPOINT)
-    result = train.evaluate(cfg, model, progress=progress)
-    if "resources" in old:
-        result["resources"] = old["resources"]
-        runs.write_json(run_dir / train.METRICS, result)
-    if had_done:
-        runs.write_text(run_dir / runs.DONE, (run_dir / runs.DONE).read_text())
+    with runs.exclusive(run_dir):  # no training process writes there meanwhile
+        old = json.loads((run_dir / train.METRICS).read_text()) if (run_dir / train.METRICS).exists() else {}
+        had_done = (run_dir / runs.DONE).exists()
+        model = models.load_model(run_dir / train.CHECKPOINT)
+        result = train.evaluate(cfg, model, progress=progress)
+        if "resources" in old:
+            result["resources"] = old["resources"]
+            runs.write_json(run_dir / train.METRICS, result)
+        if had_done:
+            runs.write_done(run_dir, runs.RUN_OUTPUTS)  # the hashes of the rewritten files
     return result
 
 
