@@ -6,10 +6,12 @@ Read top-down:
     loss         verb + noun + action cross-entropy, summed over the clips of a batch / clips
     distributed  one process or torchrun (DDP: NCCL on GPUs, gloo on CPUs), rank 0 writes
     data         SynthKitchens, EPIC-55 or EPIC-100 -> seeded training clips, multi-clip test clips
-    fit          stages -> epochs -> steps; a checkpoint (atomic) after every epoch; resume from it
+    fit          stages -> epochs -> steps; a checkpoint (atomic, hashed) after every epoch; resume from it;
+                 the first non-finite loss or gradient norm stops the run (``TrainingDiverged``)
     evaluate     2 clips per segment averaged; GSM full-frame, EgoACO centre crop; scores, metrics, submission
                  (EPIC-55: S1 and S2; EPIC-100: validation with its metrics, test into the challenge zip)
-    run / CLI    fit + evaluate + DONE; ``python -m egolib.train --config runs/<name>/config.json``
+    run / CLI    fit + evaluate + DONE, while the process owns the run folder (``egolib.runs.exclusive``);
+                 ``python -m egolib.train --config runs/<name>/config.json``
 
 Determinism and resume. Every random draw of a training clip (segment offsets, crop, flip) comes from a
 generator seeded with (seed, epoch, clip index) alone, the sampling order from ``DistributedSampler(seed)``
