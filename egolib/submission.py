@@ -416,17 +416,26 @@ def _reject_constant(token: str) -> None:
     raise ValueError(f"{token} is not valid JSON; scores must be finite numbers")
 
 
-def epic55_expectations(dataset: str | Path) -> tuple[dict[str, list[str]], int, int]:
-    """What an EPIC-55 submission for ``dataset`` (a root holding ``annotations/``) must cover.
+def dataset_expectations(dataset: str | Path, fmt: str | SubmissionFormat = "epic55"
+                         ) -> tuple[dict[str, list[str]], int, int] | None:
+    """What a submission for ``dataset`` (a root holding ``annotations/``) must cover.
 
     Returns:
-        ``({"seen.json": S1 uids, "unseen.json": S2 uids}, verb classes, noun classes)``.
+        ``({file: ids}, verb classes, noun classes)``: ``seen.json`` / ``unseen.json`` with the S1 / S2 uids
+        (EPIC-55), or ``test.json`` with the test narration ids (EPIC-100); None when an EPIC-100 folder lacks
+        its test or class files.
     """
     from egolib import epic
 
-    ep = epic.load_epic55(Path(dataset) / "annotations")
-    ids = {"seen.json": [str(u) for u in ep.test_s1["uid"]], "unseen.json": [str(u) for u in ep.test_s2["uid"]]}
-    return ids, len(ep.verb_classes), len(ep.noun_classes)
+    annotations = Path(dataset) / "annotations"
+    if _format(fmt).name == "epic55":
+        ep = epic.load_epic55(annotations)
+        ids = {"seen.json": [str(u) for u in ep.test_s1["uid"]], "unseen.json": [str(u) for u in ep.test_s2["uid"]]}
+        return ids, len(ep.verb_classes), len(ep.noun_classes)
+    ep = epic.load_epic100(annotations)
+    if ep.test is None or ep.verb_classes is None or ep.noun_classes is None:
+        return None
+    return {"test.json": [str(u) for u in ep.test["narration_id"]]}, len(ep.verb_classes), len(ep.noun_classes)
 
 
 def dataset_beside(path: str | Path) -> Path | None:
@@ -446,9 +455,9 @@ def check_submission(path: str | Path, *, fmt: str | None = None,
                      num_nouns: int | None = None, dataset: str | Path | None = None) -> list[str]:
     """Everything wrong with a submission zip; an empty list when the server should accept it.
 
-    Coverage is checked by default: without ``expected_ids``, an EPIC-55 zip is checked against the test uids and
-    class counts of ``dataset``, or of the run whose folder holds the zip (``dataset_beside``) when its data set
-    is on this machine. Pass ``expected_ids={}`` to skip it.
+    Coverage is checked by default: without ``expected_ids``, the zip is checked against the test ids and class
+    counts of ``dataset``, or of the run whose folder holds the zip (``dataset_beside``) when its data set is on
+    this machine (``dataset_expectations``). Pass ``expected_ids={}`` to skip it.
 
     Args:
         path: the submission ``.zip``.
@@ -457,18 +466,18 @@ def check_submission(path: str | Path, *, fmt: str | None = None,
             are not checked for coverage.
         num_verbs: verb classes per entry (default: the data set's, else 125 for EPIC-55, 97 for EPIC-100).
         num_nouns: noun classes per entry (default: the data set's, else 352 for EPIC-55, 300 for EPIC-100).
-        dataset: an EPIC-55-layout root (``annotations/``) the zip is for.
+        dataset: the EPIC-55 or EPIC-100 root (``annotations/``) the zip is for.
 
     Returns:
         Messages, each naming the file and field and saying what is wrong.
     """
     spec, docs, problems = _load_zip(Path(path), fmt)
-    if expected_ids is None and spec is not None and spec.name == "epic55":
-        root = dataset if dataset is not None else dataset_beside(path)
-        if root is not None:
-            expected_ids, verbs, nouns = epic55_expectations(root)
-            num_verbs = verbs if num_verbs is None else num_verbs
-            num_nouns = nouns if num_nouns is None else num_nouns
+    root = dataset if dataset is not None else dataset_beside(path)
+    found = dataset_expectations(root, spec) if expected_ids is None and spec is not None and root else None
+    if found is not None:
+        expected_ids, verbs, nouns = found
+        num_verbs = verbs if num_verbs is None else num_verbs
+        num_nouns = nouns if num_nouns is None else num_nouns
     expected_ids = expected_ids or {}
     for name, doc in docs.items():
         problems += check_json(doc, spec, name=name, expected_ids=expected_ids.get(name), num_verbs=num_verbs,
