@@ -38,7 +38,8 @@ def smoke(tmp_path_factory) -> Path:
 
 # a smaller size than smoke keeps three generations cheap (the jobs carry their size to the workers)
 TINY = S.SynthSize(kitchens=2, unseen=("P02",), train_videos=1, train_segments=3, s1_videos=1, s1_segments=2,
-                   s2_videos=1, s2_segments=3, width=114, height=64, fps=8, min_seconds=1.0, max_seconds=2.0)
+                   s2_videos=1, s2_segments=3, width=114, height=64, fps=8, min_seconds=1.0, max_seconds=2.0,
+                   s1_more_videos=1, s2_more_videos=1)
 
 
 def test_same_seed_is_byte_identical_for_any_worker_count_and_other_seed_differs(tmp_path, monkeypatch):
@@ -122,6 +123,55 @@ def test_s2_kitchens_never_in_train_and_s1_videos_held_out(smoke):
     assert not set(ann.test_s1.video_id) & set(ann.train.video_id)
     uids = pd.concat([ann.train.uid, ann.test_s1.uid, ann.test_s2.uid])
     assert uids.is_unique
+
+
+# The plan as the generator made it before the extra test videos (GENERATOR_VERSION 1), hashed by plan_hash:
+# (seed, train videos, train segments, hash) and the hash of every video of that plan (train + first S1/S2).
+PLAN_V1 = {
+    ("demo", 0): (720, "209b2376803f28e9", 60, "ade103987a116b64"),
+    ("demo", 1): (720, "80dca8c6f347505c", 60, "9bd43aac34f9acef"),
+    ("smoke", 0): (48, "c6350661355215e3", 14, "c7359256fb2129ec"),
+}
+
+
+def plan_hash(videos: list[S.VideoPlan]) -> str:
+    text = repr([(v.video_id, v.participant, v.split, v.index, v.num_frames, v.segments) for v in videos])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("preset,seed", list(PLAN_V1))
+def test_more_test_videos_leave_training_and_first_test_videos_unchanged(preset, seed):
+    videos = S.plan_dataset(preset, seed)
+    train = [v for v in videos if v.split == "train"]
+    segments, train_hash, first, all_hash = PLAN_V1[(preset, seed)]
+    assert sum(len(v.segments) for v in train) == segments
+    assert plan_hash(train) == train_hash
+    assert plan_hash(videos[:first]) == all_hash  # the first test videos too: same segments, uids and pixel seeds
+    assert all(v.split in ("s1", "s2") for v in videos[first:])
+
+
+def test_demo_test_splits_hold_1000_segments_each_from_the_training_distribution():
+    size = S.preset_size("demo")
+    videos = S.plan_dataset("demo", 0)
+    assert videos == S.plan_dataset("demo", 0)  # deterministic
+    assert plan_hash(videos) != plan_hash(S.plan_dataset("demo", 1))
+    assert len({v.video_id for v in videos}) == len(videos)
+    assert [v.index for v in videos] == list(range(len(videos)))  # every video its own pixel seed
+    uids = [s.uid for v in videos for s in v.segments]
+    assert uids == list(range(len(uids)))
+    prior = S.action_prior()
+    lo, hi = round(size.min_seconds * size.fps), round(size.max_seconds * size.fps)
+    for split, kitchens, per_video in (("s1", {v.participant for v in videos if v.split == "train"}, 14),
+                                       ("s2", set(size.unseen), 14)):
+        mine = [v for v in videos if v.split == split]
+        segs = [s for v in mine for s in v.segments]
+        assert len(segs) >= 1000, split  # standard error of a top-1 accuracy <= 1.6 points
+        assert {v.participant for v in mine} == kitchens
+        assert {len(v.segments) for v in mine} == {per_video}
+        assert all(lo <= s.stop_frame - s.start_frame + 1 <= hi for s in segs)
+        for axis, labels in ((1, [s.verb for s in segs]), (0, [s.noun for s in segs])):
+            freq = np.bincount(labels, minlength=prior.shape[1 - axis]) / len(segs)
+            assert 0.5 * np.abs(freq - prior.sum(axis)).sum() < 0.1, (split, axis)  # uniform would be 0.32
 
 
 def test_every_segment_has_its_frames_inside_its_video(smoke):
