@@ -879,6 +879,50 @@ def load_motion_clips(path: str | Path):
 # Size on disk (whether every frame is there: ``egolib.epic.missing_frames``)
 
 
+def write_validation_set(root: str | Path, out: str | Path) -> Path:
+    """A validation set carved from the training videos of ``root``, in the same layout, for choosing recipes.
+
+    Of each kitchen's training videos the last one (by id) is held out: ``out``'s training labels are the other
+    training videos' segments, its S1 labels the held-out videos' (seen kitchens, held-out videos, as S1), and its
+    S2 files repeat S1 (the training videos hold no unseen kitchen). The test splits of ``root`` are never read.
+    Frames are not copied: ``frames_rgb_flow/rgb/{train,test}`` link to ``root``'s training frames.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        FileNotFoundError: ``root`` has no training annotations.
+    """
+    from egolib import epic
+
+    root, out = Path(root).resolve(), Path(out)
+    labels = root / "annotations" / "EPIC_train_action_labels.csv"
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels} not found: generate the data set first (python -m egolib.synthetic)")
+    train = epic.read_epic55_train(labels)
+    last = train.groupby("participant_id").video_id.max()
+    held = train.video_id.isin(last.to_numpy())
+    ann = out / "annotations"
+    columns = pd.read_csv(labels, nrows=0).columns.tolist()
+    write_text(ann / "EPIC_train_action_labels.csv", _csv(train.loc[~held, columns]))
+    raw = pd.read_csv(labels)
+    for s in (1, 2):
+        write_text(ann / f"EPIC_test_s{s}_labels.csv", _csv(raw[held.to_numpy()]))
+        write_text(ann / f"EPIC_test_s{s}_timestamps.csv", _csv(raw.loc[held.to_numpy(), TIMESTAMP_COLUMNS]))
+    for name in ("EPIC_verb_classes.csv", "EPIC_noun_classes.csv", "EPIC_many_shot_verbs.csv",
+                 "EPIC_many_shot_nouns.csv", "EPIC_many_shot_actions.csv"):
+        write_text(ann / name, (root / "annotations" / name).read_text())
+    for split in ("train", "test"):
+        link = out / "frames_rgb_flow" / "rgb" / split
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(root / "frames_rgb_flow" / "rgb" / "train", target_is_directory=True)
+    write_text(out / "README.md", f"# Validation set carved from the training videos\n\nTraining: {int((~held).sum())} "
+               f"segments; validation (S1, repeated as S2): {int(held.sum())} segments of the held-out videos "
+               f"{', '.join(sorted(last))}.\n")
+    return out
+
+
 def disk_usage(path: str | Path) -> int:
     """Bytes in all files under ``path``."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

@@ -369,3 +369,15 @@ def test_tail_rule_on_a_small_table():
     assert epic.tail_classes(train, "verb", 5) == [2, 3, 4]
     assert epic.unseen_participants(pd.DataFrame({"participant_id": ["P01", "P02"]}),
                                     pd.DataFrame({"participant_id": ["P02", "P09", "P09", "P07"]})) == ["P07", "P09"]
+
+
+def test_validation_set_holds_out_the_last_training_video_of_each_kitchen(smoke, tmp_path):
+    val = S.write_validation_set(smoke, tmp_path / "val")
+    full, ann = epic.load_epic55(smoke / "annotations"), epic.load_epic55(val / "annotations")
+    held = set(ann.test_s1_labels.video_id)
+    assert held == set(full.train.groupby("participant_id").video_id.max())
+    assert not held & set(ann.train.video_id)
+    assert len(ann.train) + len(ann.test_s1_labels) == len(full.train)
+    assert not set(ann.test_s1_labels.uid) & (set(full.test_s1.uid) | set(full.test_s2.uid))  # never S1/S2
+    assert ann.test_s2_labels.equals(ann.test_s1_labels)
+    assert epic.missing_frames(val).empty  # every segment's frames readable through the links
