@@ -611,3 +611,72 @@ def forward_features(backbone: nn.Module, x: Tensor) -> Tensor:
         ((N, C, t, h, w) -> (N, C, h, w); t = 1 for 3-frame snippets).
     """
     return squeeze_time(run_children(backbone, backbone.spec.trunk, x))
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry: which kernel taps of the trunk's convolutions read the image (not padding) at a given input size.
+# A tap that never reads the image at the training size gets no gradient and keeps its random initial value; if a
+# larger test input makes it read the image, the test features carry that noise. InceptionV3 at 80 px is the case:
+# its last maps are 1x1, so the 3x3 / 1x3 / 3x1 convolutions of Mixed_7b/c train only their centre taps, while a
+# 91x162 full frame gives 1x3 maps that read the side taps too.
+
+
+def _taps_reading_input(n: int, kernel: int, stride: int, padding: int, dilation: int) -> tuple[bool, ...]:
+    """Along one axis of length ``n``: does tap ``j`` read a real input position for some output position?"""
+    out = (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    return tuple(any(0 <= o * stride - padding + j * dilation < n for o in range(out)) for j in range(kernel))
+
+
+def kernel_taps_used(backbone: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[tuple[bool, ...], ...]]:
+    """For every convolution of the trunk, the kernel taps that read the input (not padding), per spatial axis.
+
+    The trunk runs on the ``meta`` device (shapes only, no arithmetic), on a copy of ``backbone``.
+
+    Args:
+        backbone: a module from ``build_backbone``.
+        input_shape: one input without the batch dim: ``(3, H, W)``, or ``(3, L, H, W)`` for R(2+1)D.
+
+    Returns:
+        ``{conv name: (taps along axis 1, taps along axis 2[, axis 3]))}``; tap ``(j1, j2)`` of a 2D kernel is
+        used when ``taps[0][j1] and taps[1][j2]``.
+    """
+    import copy
+
+    net = copy.deepcopy(backbone).to("meta").eval()
+    used: dict[str, tuple[tuple[bool, ...], ...]] = {}
+    hooks = []
+    for name, m in net.named_modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d):
+            def hook(m: nn.Module, args: tuple[Tensor, ...], _out: Tensor, name: str = name) -> None:
+                if isinstance(m.padding, str):
+                    raise ValueError(f"{name}: string padding {m.padding!r} is not supported here")
+                sizes = args[0].shape[2:]
+                used[name] = tuple(_taps_reading_input(n, k, s, p, d) for n, k, s, p, d in zip(
+                    sizes, m.kernel_size, m.stride, m.padding, m.dilation, strict=True))
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            forward_features(net, torch.zeros((1, *input_shape), device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return used
+
+
+def untrained_taps(backbone: nn.Module, train_shape: tuple[int, ...], test_shape: tuple[int, ...]) -> list[str]:
+    """Convolutions whose kernel taps read the image at ``test_shape`` but never at ``train_shape``.
+
+    Such taps receive no gradient in training (they keep their initialisation) yet shape the test features; a
+    training / test geometry with any is broken (raise the training input size, or test on crops of it).
+
+    Returns:
+        ``"<conv name> axis <a> taps <j...>"`` for each offending axis (empty: the geometry is sound).
+    """
+    train, test = kernel_taps_used(backbone, train_shape), kernel_taps_used(backbone, test_shape)
+    bad = []
+    for name, axes in test.items():
+        for a, (seen, wanted) in enumerate(zip(train[name], axes, strict=True)):
+            missing = [j for j, (s, w) in enumerate(zip(seen, wanted, strict=True)) if w and not s]
+            if missing:
+                bad.append(f"{name} axis {a} taps {missing}")
+    return bad

@@ -366,6 +366,23 @@ def test_transform(cfg: RunConfig):
     return transforms.centre_transform(normalization(cfg), cfg.input_size, scale_size(cfg))
 
 
+def untrained_test_taps(cfg: RunConfig, test_size: tuple[int, int]) -> list[str]:
+    """Backbone convolution taps that the test input reads but training never reaches (``backbones.untrained_taps``).
+
+    Training sees ``input_size`` squares. A non-empty answer means the test features go through weights that kept
+    their initial values (InceptionV3 trained at 80 px, whose last maps are 1x1, tested on 91x162 full frames):
+    raise ``input_size`` or test on crops.
+
+    Args:
+        test_size: ``(height, width)`` of a test input, as ``test_transform(cfg)`` makes it.
+    """
+    snippet = (cfg.snippet_length,) if cfg.backbone == "r2p1d34" else ()
+    with torch.device("meta"):  # shapes only
+        net = models.backbones.build_backbone(cfg.backbone, width=cfg.width)
+    return models.backbones.untrained_taps(net, (3, *snippet, cfg.input_size, cfg.input_size),
+                                           (3, *snippet, *test_size))
+
+
 def test_dataset(cfg: RunConfig, data: Data, split: str, clip_index: int) -> Dataset:
     """Test clip ``clip_index`` (0: segment centres, 1: segment starts) of every segment of ``split``
     (``Data.test_splits``)."""
@@ -798,6 +815,14 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
                      "input_size": cfg.input_size, "num_segments": cfg.num_segments,
                      "action_scores": action_scores},
     }
+    first = data.test_splits[0]
+    test_size = tuple(test_dataset(cfg, data, first, 0)[0]["clip"].shape[-2:])  # (h, w) of a test input
+    untrained = untrained_test_taps(cfg, test_size)
+    if untrained:
+        log.warning("%s: the %s test input %s reads %d kernel taps that training at %d px never reached (%s, ...): "
+                    "its scores go through untrained weights; raise input_size", cfg.name, cfg.test_crop, test_size,
+                    len(untrained), cfg.input_size, untrained[0])
+    result["protocol"]["untrained_taps"] = len(untrained)
     split_scores = {}
     for split in data.test_splits:
         s = test_scores(cfg, model, data, split, dist, progress=progress)

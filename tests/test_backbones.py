@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torchvision.models.video import resnet as tv_video
 
-from egolib.backbones import BACKBONES, build_backbone, forward_features
+from egolib.backbones import BACKBONES, build_backbone, forward_features, kernel_taps_used, untrained_taps
 from egolib.gsm import insert_gsm
 from egolib.runs import save_torch
 
@@ -188,3 +188,30 @@ def test_bninception_full_frame_odd_sizes():
     model = build_backbone("bninc", width=0.125).eval()
     with torch.no_grad():
         assert forward_features(model, torch.randn(1, 3, 256, 455)).shape == (1, 128, 8, 15)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry: kernel taps that read the image at a given input size
+
+
+def test_kernel_taps_used_are_the_taps_that_get_a_gradient():
+    torch.manual_seed(0)
+    net = build_backbone("incv3", width=0.125)
+    x = torch.randn(2, 3, 80, 80)
+    forward_features(net, x).square().sum().backward()
+    used = kernel_taps_used(net, (3, 80, 80))
+    for name in ("Mixed_7b.branch3x3_2a.conv", "Mixed_7c.branch3x3dbl_2.conv", "Mixed_6b.branch7x7_2.conv",
+                 "Conv2d_1a_3x3.conv"):
+        grad = net.get_submodule(name).weight.grad.abs().sum((0, 1))  # (kh, kw)
+        mask = torch.tensor(used[name][0])[:, None] & torch.tensor(used[name][1])[None, :]
+        assert torch.equal(grad > 0, mask), name
+    assert used["Mixed_7b.branch3x3_2a.conv"] == ((True,), (False, True, False))  # 1x1 map: the centre tap only
+
+
+def test_untrained_taps_flag_inceptionv3_at_80px_tested_on_full_frames():
+    net = build_backbone("incv3", width=0.25)
+    bad = untrained_taps(net, (3, 80, 80), (3, 91, 162))
+    assert any(b.startswith("Mixed_7b.") for b in bad) and any(b.startswith("Mixed_6b.") for b in bad)
+    assert untrained_taps(net, (3, 80, 80), (3, 80, 80)) == []  # the centre crop reads what training trained
+    assert untrained_taps(net, (3, 107, 107), (3, 122, 217)) == []
+    assert untrained_taps(build_backbone("res34", width=0.25), (3, 80, 80), (3, 91, 162)) == []

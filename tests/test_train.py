@@ -302,3 +302,25 @@ def test_gsm_egoaco_starts_from_the_gsm_runs_trained_backbone(workdir):
     for k in shared:
         torch.testing.assert_close(own[f"backbone.{k}"], trained[k], rtol=0, atol=0)
     assert any(torch.count_nonzero(trained[k]) for k in gates)  # trained gates, not the zero init
+
+
+# frames as stored: SynthKitchens smoke / demo, EPIC-Kitchens-55 (paper)
+FRAME_SIZES = {"smoke": (64, 114), "demo": (128, 228), "paper": (256, 456)}
+
+
+@pytest.mark.parametrize("preset", list(FRAME_SIZES))
+def test_every_preset_tests_only_through_trained_kernel_taps(preset):
+    """InceptionV3 trained at 80 px (1x1 last maps) and tested on full frames scored through untrained weights."""
+    from egolib.config import VALID_BACKBONES
+
+    seen = set()
+    for method, names in VALID_BACKBONES.items():
+        for backbone in names:
+            cfg = RunConfig.from_params({"method": method, "backbone": backbone, "preset": preset,
+                                         "data_root": "EPIC" if preset == "paper" else None})
+            frame = torch.zeros(1, 3, *FRAME_SIZES[preset], dtype=torch.uint8)
+            test_size = tuple(train.test_transform(cfg)(frame).shape[-2:])
+            key = (backbone, cfg.width, cfg.input_size, test_size)
+            if key not in seen:
+                seen.add(key)
+                assert train.untrained_test_taps(cfg, test_size) == [], (method, backbone)
