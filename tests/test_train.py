@@ -154,7 +154,8 @@ def test_run_writes_a_complete_folder_and_is_deterministic(workdir):
     metrics = json.loads((a.run_path / "metrics.json").read_text())
     assert metrics["pretrain"]["source"] == "synthetic stand-in: object images"
     assert metrics["protocol"] == {"clips": 2, "crop": "centre", "scale_size": 73, "input_size": 64,
-                                   "num_segments": 4, "action_scores": "action head (top-100 pairs)"}
+                                   "num_segments": 4, "action_scores": "action head (top-100 pairs)",
+                                   "untrained_taps": 0}
     log = pd.read_csv(a.run_path / "log.csv")
     assert log[["stage", "epoch"]].values.tolist() == [[1, 1], [2, 1], [3, 1]]
     ckpt = torch.load(a.run_path / "checkpoint.pt", weights_only=True)
