@@ -725,7 +725,9 @@ def object_classes() -> list[ObjectClass]:
 MOTIONS = ("right", "left", "down", "up", "down-right", "up-left", "down-left", "up-right", "rotate-cw",
            "rotate-ccw", "grow", "shrink", "oscillate-x", "oscillate-y")
 
-OBJECT_PRESETS = {"smoke": {"per_class": 6, "size": 80}, "demo": {"per_class": 100, "size": 80}}
+# Object images are rendered at 112 px so that every backbone's training crop (80 px; InceptionV3 107) is a
+# downscale, as the kitchen frames are.
+OBJECT_PRESETS = {"smoke": {"per_class": 6, "size": 80}, "demo": {"per_class": 100, "size": 112}}
 MOTION_PRESETS = {"smoke": {"per_class": 4, "frames": 8, "size": 64},
                   "demo": {"per_class": 64, "frames": 8, "size": 64}}
 
@@ -757,8 +759,57 @@ def _claim_set(out: Path, kind: str, preset: str, seed: int, sizes: dict[str, in
     return _claim(out, manifest)
 
 
+def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random global lighting of an ``(S, S, 3)`` uint8 image: gain, colour cast and a linear shading ramp."""
+    S = img.shape[0]
+    gain = rng.uniform(0.6, 1.35) * rng.uniform(0.88, 1.12, size=3)  # (3,) brightness and colour cast
+    theta = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:S, 0:S] / (S - 1) - 0.5  # (S, S) each, in [-0.5, 0.5]
+    ramp = 1.0 + rng.uniform(-0.5, 0.5) * (math.cos(theta) * xx + math.sin(theta) * yy)  # (S, S)
+    return np.clip(img * gain[None, None, :] * ramp[:, :, None], 0, 255).round().astype(np.uint8)
+
+
+def _jpeg_roundtrip(img: np.ndarray) -> np.ndarray:
+    """Encode and decode as the kitchen frames are stored (JPEG at ``JPEG_QUALITY``): their artefacts too."""
+    return np.asarray(Image.open(io.BytesIO(jpeg_bytes(Image.fromarray(img)))).convert("RGB"))
+
+
+def object_image(index: int, label: int, classes: Sequence[ObjectClass], size: int, seed: int) -> np.ndarray:
+    """Object image ``index``: the main object (class ``label``) among clutter, partly occluded, random lighting.
+
+    Background: a random counter texture (never a kitchen's: its own stream). Main object: long side 25-75 % of
+    the image, anywhere within the middle 60 %, any rotation. Clutter: 0-4 objects of any class, 30-70 % of the
+    main object's size, behind it. Occlusion: in half of the images one more object is laid over the main
+    object's edge. Then random lighting and a JPEG round trip.
+
+    Returns:
+        uint8 ``(size, size, 3)``.
+    """
+    rng = np.random.default_rng([seed, 3, index])
+    px = size * R.SUPERSAMPLE
+    canvas = _pretrain_canvas(size, rng)
+    C = len(classes)
+    long_side = rng.uniform(0.25, 0.75)  # the main object's
+    for _ in range(int(rng.integers(0, 5))):  # clutter behind, smaller than the main object
+        other = classes[int(rng.integers(C))]
+        sp = _sprite_of(other, rng.uniform(0.3, 0.7) * long_side, px, rng)
+        _paste_centre(canvas, sp.image.rotate(rng.uniform(0, 360), Image.BICUBIC, expand=True),
+                      (rng.uniform(0, px), rng.uniform(0, px)))
+    sp = _sprite_of(classes[label], long_side, px, rng)
+    centre = (px / 2 + rng.uniform(-0.2, 0.2) * px, px / 2 + rng.uniform(-0.2, 0.2) * px)
+    _paste_centre(canvas, sp.image.rotate(rng.uniform(-180, 180), Image.BICUBIC, expand=True), centre)
+    if rng.random() < 0.5:  # an occluder over the main object's edge (it stays mostly visible)
+        other = classes[int(rng.integers(C))]
+        occ = _sprite_of(other, rng.uniform(0.3, 0.6) * long_side, px, rng)
+        angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0.45, 0.7) * long_side * px
+        _paste_centre(canvas, occ.image.rotate(rng.uniform(0, 360), Image.BICUBIC, expand=True),
+                      (centre[0] + dist * math.cos(angle), centre[1] + dist * math.sin(angle)))
+    img = np.asarray(canvas.reduce(R.SUPERSAMPLE).convert("RGB"))  # (S, S, 3)
+    return _jpeg_roundtrip(_lighting(img, rng))
+
+
 def generate_object_images(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
-    """Object images (stand-in for ImageNet): one main object (the label) and 0-2 smaller others.
+    """Object images (stand-in for ImageNet): one main object (the label) among clutter (``object_image``).
 
     Writes ``images.npy`` (N, 3, S, S) uint8, ``labels.npy`` (N,) int64, ``classes.json``, ``README.md``.
     """
@@ -771,27 +822,16 @@ def generate_object_images(out: str | Path, *, preset: str = "demo", seed: int =
     classes = object_classes()
     S, C = cfg["size"], len(classes)
     N = C * cfg["per_class"]
-    px = S * R.SUPERSAMPLE
     images = np.zeros((N, 3, S, S), np.uint8)
     labels = np.arange(N, dtype=np.int64) % C
     for i in tqdm(range(N), desc="object images", disable=not progress):
-        rng = np.random.default_rng([seed, 3, i])
-        canvas = _pretrain_canvas(S, rng)
-        for _ in range(int(rng.integers(0, 3))):  # smaller other objects first (they may be covered)
-            other = classes[int(rng.integers(C))]
-            sp = _sprite_of(other, rng.uniform(0.2, 0.35), px, rng)
-            _paste_centre(canvas, sp.image.rotate(rng.uniform(0, 360), Image.BICUBIC, expand=True),
-                          (rng.uniform(0, px), rng.uniform(0, px)))
-        sp = _sprite_of(classes[labels[i]], rng.uniform(0.45, 0.7), px, rng)
-        _paste_centre(canvas, sp.image.rotate(rng.uniform(-180, 180), Image.BICUBIC, expand=True),
-                      (px / 2 + rng.uniform(-0.12, 0.12) * px, px / 2 + rng.uniform(-0.12, 0.12) * px))
-        images[i] = np.asarray(canvas.reduce(R.SUPERSAMPLE)).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+        images[i] = object_image(i, int(labels[i]), classes, S, seed).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
     write_bytes(out / "images.npy", _npy(images))
     write_bytes(out / "labels.npy", _npy(labels))
     write_json(out / "classes.json", [c.name for c in classes])
     write_text(out / "README.md", f"# SynthObjects ({preset}, seed {seed})\n\n{N} images {S}x{S}, {C} classes "
                "(the SynthKitchens nouns and 20 other shape/colour/pattern combinations), labelled by the main "
-               "object. Stand-in for ImageNet pretraining.\n")
+               "object, among clutter, partly occluded, under random lighting. Stand-in for ImageNet pretraining.\n")
     write_text(out / DONE, "")
     return out
 

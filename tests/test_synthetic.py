@@ -336,6 +336,25 @@ def test_object_images_and_motion_clips(tmp_path):
         S.generate_motion_clips(clips_dir, preset="smoke", seed=1, progress=False)
 
 
+@pytest.mark.parametrize("make,data", [(S.generate_object_images, "images.npy"),
+                                       (S.generate_motion_clips, "clips.npy")])
+def test_stand_in_sets_are_deterministic(tmp_path, make, data):
+    one = make(tmp_path / "one", preset="smoke", seed=0, progress=False)
+    two = make(tmp_path / "two", preset="smoke", seed=0, progress=False)
+    other = make(tmp_path / "other", preset="smoke", seed=1, progress=False)
+    for name in (data, "labels.npy", "classes.json"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert (one / data).read_bytes() != (other / data).read_bytes()
+
+
+def test_object_images_vary_lighting_scale_and_clutter():
+    classes = S.object_classes()
+    images = np.stack([S.object_image(i, 0, classes, 112, 0) for i in range(24)])  # (24, 112, 112, 3), one class
+    brightness = images.reshape(24, -1).mean(1)
+    assert brightness.max() - brightness.min() > 40  # lighting varies
+    assert images.shape == (24, 112, 112, 3) and images.dtype == np.uint8
+
+
 def test_cli_writes_the_smoke_set(tmp_path):
     S.main(["--preset", "smoke", "--out", str(tmp_path / "cli"), "--what", "objects"])
     assert (tmp_path / "cli" / "DONE").is_file() and (tmp_path / "cli" / "images.npy").is_file()
