@@ -219,3 +219,11 @@ def test_a_run_config_json_keeps_its_bookkeeping_keys(tmp_path):
     cfg = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke"})
     runs.write_json(tmp_path / "config.json", runs.manifest(cfg.to_dict()))
     assert RunConfig.from_json(tmp_path / "config.json") == cfg
+
+
+@pytest.mark.parametrize("preset", ["smoke", "demo", "paper"])
+def test_every_preset_keeps_the_reports_learning_rates(preset):
+    """The demo and smoke presets scale epochs, sizes and widths, never the report's learning rates."""
+    data_root = "EPIC" if preset == "paper" else None
+    cfg = RunConfig.from_params({"method": "egoaco", "preset": preset, "data_root": data_root})
+    assert (cfg.lr, cfg.lr_stage2, cfg.lr_stage3) == (0.01, 0.01, 1e-4)
