@@ -378,9 +378,8 @@ def untrained_test_taps(cfg: RunConfig, test_size: tuple[int, int]) -> list[str]
     """
     snippet = (cfg.snippet_length,) if cfg.backbone == "r2p1d34" else ()
     with torch.device("meta"):  # shapes only
-        net = models.backbones.build_backbone(cfg.backbone, width=cfg.width)
-    return models.backbones.untrained_taps(net, (3, *snippet, cfg.input_size, cfg.input_size),
-                                           (3, *snippet, *test_size))
+        net = backbones.build_backbone(cfg.backbone, width=cfg.width)
+    return backbones.untrained_taps(net, (3, *snippet, cfg.input_size, cfg.input_size), (3, *snippet, *test_size))
 
 
 def test_dataset(cfg: RunConfig, data: Data, split: str, clip_index: int) -> Dataset:
