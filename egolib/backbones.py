@@ -630,7 +630,8 @@ def _taps_reading_input(n: int, kernel: int, stride: int, padding: int, dilation
 def kernel_taps_used(backbone: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[tuple[bool, ...], ...]]:
     """For every convolution of the trunk, the kernel taps that read the input (not padding), per spatial axis.
 
-    The trunk runs on the ``meta`` device (shapes only, no arithmetic), on a copy of ``backbone``.
+    The trunk runs on a copy on the ``meta`` device (shapes only, no arithmetic), BatchNorm layers replaced by
+    identities (they keep shapes, and are slow on ``meta``).
 
     Args:
         backbone: a module from ``build_backbone``.
@@ -643,6 +644,10 @@ def kernel_taps_used(backbone: nn.Module, input_shape: tuple[int, ...]) -> dict[
     import copy
 
     net = copy.deepcopy(backbone).to("meta").eval()
+    for parent in list(net.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(parent, child_name, nn.Identity())
     used: dict[str, tuple[tuple[bool, ...], ...]] = {}
     hooks = []
     for name, m in net.named_modules():

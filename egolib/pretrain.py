@@ -147,8 +147,7 @@ def cache_key(cfg: RunConfig) -> dict[str, Any]:
     else:
         video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
         made = {"kind": "standin", "backbone": cfg.backbone, "width": cfg.width, "input_size": cfg.input_size,
-                "data": {"dataset": _standin_path(cfg.preset, video).name, "generator_seed": 0},
-                "recipe": STANDIN_RECIPES[cfg.preset], "seed": 0}
+                "data": _standin_identity(cfg.preset, video), "recipe": STANDIN_RECIPES[cfg.preset], "seed": 0}
     return made | {"code_version": runs.code_version()}
 
 
@@ -279,6 +278,14 @@ def _logits(backbone: nn.Module, x: Tensor, num_classes: int) -> Tensor:
 def _standin_path(preset: str, video: bool) -> Path:
     """``data/motion-<size>`` or ``data/objects-<size>``: the stand-in sets come in two sizes, smoke and demo."""
     return Path("data") / f"{'motion' if video else 'objects'}-{'smoke' if preset == 'smoke' else 'demo'}"
+
+
+def _standin_identity(preset: str, video: bool) -> dict[str, Any]:
+    """What makes a stand-in set: its folder, seed and generator settings (sizes, generator version)."""
+    size = "smoke" if preset == "smoke" else "demo"
+    settings = (synthetic.MOTION_PRESETS if video else synthetic.OBJECT_PRESETS)[size]
+    return {"dataset": _standin_path(preset, video).name, "generator_seed": 0, "settings": settings,
+            "generator_version": synthetic.GENERATOR_VERSION}
 
 
 def standin_set(preset: str, *, video: bool) -> tuple[Tensor, Tensor, list[str]]:

@@ -40,6 +40,30 @@ def test_the_cache_folder_changes_with_the_data_the_recipe_and_the_code(tmp_path
     assert pretrain.resolve(gsm_smoke()).path != embedded.path  # other library code
 
 
+@pytest.mark.parametrize("backbone", ["res34", "r2p1d34"])
+def test_a_changed_stand_in_recipe_or_set_invalidates_the_cached_backbone(tmp_path, monkeypatch, backbone):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs, "code_version", lambda: "0" * 16)  # the same code: only the recipe changes
+    cfg = RunConfig.from_params({"method": "egoaco", "backbone": backbone, "preset": "demo"})
+    before = pretrain.resolve(cfg)
+    out = Path(before.path).parent
+    runs.write_json(out / "config.json", {"cache_key": pretrain.cache_key(cfg)})
+    runs.write_text(out / runs.DONE, "")
+    assert pretrain.resolve(cfg).ready and pretrain.resolve(cfg).path == before.path
+    sets = synthetic.MOTION_PRESETS if backbone == "r2p1d34" else synthetic.OBJECT_PRESETS
+    for table, name, change in ((pretrain.STANDIN_RECIPES, "demo", {"epochs": 99}),
+                                (pretrain.STANDIN_RECIPES, "demo", {"lr": 0.5}),
+                                (sets, "demo", {"per_class": 7})):
+        with monkeypatch.context() as m:
+            m.setitem(table, name, {**table[name], **change})
+            changed = pretrain.resolve(cfg)
+            assert changed.path != before.path and not changed.ready, change
+    with monkeypatch.context() as m:
+        m.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+        assert pretrain.resolve(cfg).path != before.path
+    assert pretrain.resolve(cfg).ready  # back to the recipe it was made with
+
+
 def test_a_done_folder_made_with_another_key_is_not_used(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig.from_params({"backbone": "res34", "preset": "smoke"})
