@@ -51,11 +51,12 @@ def test_a_changed_stand_in_recipe_or_set_invalidates_the_cached_backbone(tmp_pa
     runs.write_text(out / runs.DONE, "")
     assert pretrain.resolve(cfg).ready and pretrain.resolve(cfg).path == before.path
     sets = synthetic.MOTION_PRESETS if backbone == "r2p1d34" else synthetic.OBJECT_PRESETS
-    for table, name, change in ((pretrain.STANDIN_RECIPES, "demo", {"epochs": 99}),
-                                (pretrain.STANDIN_RECIPES, "demo", {"lr": 0.5}),
+    epochs = (pretrain.OBJECT_EPOCHS, "demo", 99) if backbone == "res34" else (pretrain.STANDIN_RECIPES, "demo",
+                                                                                {"epochs": 99})
+    for table, name, change in (epochs, (pretrain.STANDIN_RECIPES, "demo", {"lr": 0.5}),
                                 (sets, "demo", {"per_class": 7})):
         with monkeypatch.context() as m:
-            m.setitem(table, name, {**table[name], **change})
+            m.setitem(table, name, {**table[name], **change} if isinstance(change, dict) else change)
             changed = pretrain.resolve(cfg)
             assert changed.path != before.path and not changed.ready, change
     with monkeypatch.context() as m:
@@ -108,3 +109,9 @@ def test_two_data_roots_give_two_different_cached_backbones(tmp_path, monkeypatc
 
     again = pretrain.ensure(gsm_smoke(data_root=str(roots[0])), fit=no_training, progress=False)
     assert again == made[0]  # the first data root's cache, reused
+
+
+def test_the_object_stand_in_trains_longer_than_the_motion_one_at_demo():
+    objects, motion = (pretrain.standin_recipe("demo", video=v) for v in (False, True))
+    assert objects["epochs"] == pretrain.OBJECT_EPOCHS["demo"] and motion == pretrain.STANDIN_RECIPES["demo"]
+    assert pretrain.standin_recipe("smoke", video=False) == pretrain.STANDIN_RECIPES["smoke"]
