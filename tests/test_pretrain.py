@@ -47,8 +47,10 @@ def test_a_changed_stand_in_recipe_or_set_invalidates_the_cached_backbone(tmp_pa
     cfg = RunConfig.from_params({"method": "egoaco", "backbone": backbone, "preset": "demo"})
     before = pretrain.resolve(cfg)
     out = Path(before.path).parent
+    runs.save_torch(out / pretrain.BACKBONE_FILE, {})
+    runs.write_text(out / "log.csv", "epoch\n1\n")
     runs.write_json(out / "config.json", {"cache_key": pretrain.cache_key(cfg)})
-    runs.write_text(out / runs.DONE, "")
+    runs.write_done(out, pretrain.CACHE_FILES)
     assert pretrain.resolve(cfg).ready and pretrain.resolve(cfg).path == before.path
     sets = synthetic.MOTION_PRESETS if backbone == "r2p1d34" else synthetic.OBJECT_PRESETS
     epochs = (pretrain.OBJECT_EPOCHS, "demo", 99) if backbone == "res34" else (pretrain.STANDIN_RECIPES, "demo",
