@@ -16,7 +16,7 @@
 # ---
 
 # %% [markdown]
-# # Training one variant
+# # 3. Training one variant
 #
 # This notebook trains and tests one model of the report's Table 1 with the report's recipe, scaled by the
 # preset. Run it from the repository root with papermill; every parameter below can be set with `-p`:

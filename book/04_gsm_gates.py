@@ -16,7 +16,7 @@
 # ---
 
 # %% [markdown]
-# # Inside GSM: what the gates route through time, and does it matter?
+# # 4. Inside GSM: what the gates route through time, and does it matter?
 #
 # A Gate-Shift Module (GSM) sits inside the 2D backbone. At every position of every frame it computes two
 # gates in [-1, 1], one per channel group. Group 0 sends the gated features of frame *t + 1* to frame *t*:

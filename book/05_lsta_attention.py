@@ -16,7 +16,7 @@
 # ---
 
 # %% [markdown]
-# # Inside EgoACO: where does the attention look?
+# # 5. Inside EgoACO: where does the attention look?
 #
 # EgoACO pools three descriptors from the frame features, each through its own spatial attention map:
 #

@@ -16,7 +16,7 @@
 # ---
 
 # %% [markdown]
-# # Efficiency: what each variant costs
+# # 7. Efficiency: what each variant costs
 #
 # The GSM paper sells accuracy at almost no cost: the gate adds under 1 % of the backbone's multiply-adds.
 # This chapter puts a price on every variant of Table 1 and checks that claim on running code:

@@ -36,6 +36,14 @@ def test_each_notebook_has_one_parameters_cell(source):
     assert len(tagged) == 1, f"{source.name}: papermill needs exactly one cell tagged 'parameters'"
 
 
+@pytest.mark.parametrize("source", [*SOURCES, ROOT / "book" / "03_train_runs.md"], ids=lambda p: p.name)
+def test_each_chapter_title_carries_its_number(source):
+    """``# 4. ...`` for book/04_*.py; the first cell is the '# ' heading that ``execute(..., title=...)`` rewrites."""
+    first = jupytext.read(source).cells[0]
+    heading = first.source.splitlines()[0]
+    assert first.cell_type == "markdown" and heading.startswith(f"# {int(source.name[:2])}. "), heading
+
+
 # Chapters written in parallel with the driver: the toc and the driver list them already; until a chapter's
 # source lands, the build leaves it out and these tests accept exactly these as missing.
 PENDING = {"04_gsm_gates", "05_lsta_attention", "06_ensembles", "07_efficiency"}
