@@ -56,7 +56,7 @@ from egolib import runs as run_files
 
 logging.basicConfig(level=logging.WARNING, force=True)
 figures.use_book_renderer()
-torch.set_grad_enabled(False)
+_ = torch.set_grad_enabled(False)  # (returns a context manager, not shown)
 
 # %% tags=["parameters"]
 preset: str = "demo"  # smoke | demo | paper: the preset of the runs probed

@@ -166,10 +166,13 @@ def heatmap_player(
     for i, v in enumerate(visible(0, options[0], 0)):
         fig.data[i].visible = v
     fig.update_layout(
-        title={"text": title}, height=height, sliders=[slider(0, options[0])],
-        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.12,
+        # the title on the top line, the dropdown on its own line below it (never over the title)
+        title={"text": title, "x": 0.0, "xref": "paper", "xanchor": "left", "y": 1.0, "yref": "container",
+               "yanchor": "top", "pad": {"t": 12}},
+        height=height, sliders=[slider(0, options[0])],
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.02,
                       "yanchor": "bottom", "showactive": True}],
-        margin={"t": 90, "l": 10, "r": 10, "b": 10}, xaxis={"visible": False}, yaxis={"visible": False},
+        margin={"t": 110, "l": 10, "r": 10, "b": 10}, xaxis={"visible": False}, yaxis={"visible": False},
     )  # fmt: skip
     return fig
 

@@ -32,6 +32,12 @@ def test_player_slider_walks_frames_and_dropdown_picks_clip_and_map():
     assert [b.label for b in buttons] == ["a · act", "a · obj", "b · act", "b · obj"]
     b_obj = [i for i, v in enumerate(buttons[3].args[0]["visible"]) if v]
     assert fig.data[b_obj[2]].name == "obj" and b_obj[0] >= 12  # clip b's traces come after clip a's
+    title, menu = fig.layout.title, fig.layout.updatemenus[0]
+    assert title.text == "attention" and (title.yref, title.yanchor, title.y) == ("container", "top", 1.0)
+    m = fig.layout.margin
+    menu_bottom = m.t - (menu.y - 1) * (fig.layout.height - m.t - m.b)  # pixels from the top of the figure
+    # the title line takes the top ~35 px and the menu ~30 px: the menu sits in the margin below the title
+    assert menu.yanchor == "bottom" and 35 + 30 <= menu_bottom <= m.t
     html = fig.to_html(include_plotlyjs=False, full_html=False)
     assert "png;base64," in html and "Plotly.newPlot" in html
 
