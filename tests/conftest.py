@@ -57,3 +57,34 @@ def smoke_book() -> Path:
         pytest.fail(f"the smoke book failed (exit {proc.returncode}); the end of {log}:\n"
                     + "\n".join(log.read_text().splitlines()[-60:]))
     return SMOKE_BOOK
+
+
+@pytest.fixture(scope="session")
+def smoke_book_view(smoke_book: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A factory of scratch folders that read the smoke book's data set and trained run folders, so that the chapter
+    tests execute on the book's runs instead of training their own; a chapter writes its ``runs/book/`` into the
+    scratch folder, and the book's own outputs stay as built, whatever the order of the tests.
+
+    ``view(link=..., copy=..., scores_only=...)`` returns a folder with ``data`` (a link to the book's) and
+    ``runs/<name>`` per run named: ``link`` a link to the book's folder (read only), ``copy`` a copy (for a test
+    that rewrites it), ``scores_only`` a folder with only the two score files (no checkpoint, no config).
+    """
+
+    def view(*, link: tuple[str, ...] = (), copy: tuple[str, ...] = (), scores_only: tuple[str, ...] = ()) -> Path:
+        root = tmp_path_factory.mktemp("smoke-view")
+        (root / "data").symlink_to(smoke_book / "data", target_is_directory=True)
+        (root / "runs").mkdir()
+        for name in (*link, *copy, *scores_only):
+            if not (smoke_book / "runs" / name / "DONE").is_file():
+                pytest.fail(f"the smoke book has no finished run {name}: see {smoke_book / '_build' / 'book.log'}")
+        for name in link:
+            (root / "runs" / name).symlink_to(smoke_book / "runs" / name, target_is_directory=True)
+        for name in copy:
+            shutil.copytree(smoke_book / "runs" / name, root / "runs" / name)
+        for name in scores_only:
+            (root / "runs" / name).mkdir()
+            for split in ("s1", "s2"):
+                shutil.copy2(smoke_book / "runs" / name / f"scores_{split}.npz", root / "runs" / name)
+        return root
+
+    return view

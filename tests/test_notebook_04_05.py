@@ -1,10 +1,9 @@
 """book/04_gsm_gates and book/05_lsta_attention (pairing: test_book.py): typed parameters, a missing run named
-with the command that trains it, and both chapters under papermill on smoke runs (plotly figures in the
-outputs, the CSVs and summary.json the book driver reads)."""
+with the command that trains it, and both chapters under papermill on the smoke book's runs (plotly figures in
+the outputs, the CSVs and summary.json the book driver reads)."""
 
 import ast
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -13,8 +12,7 @@ import papermill as pm
 import pytest
 import torch
 
-from egolib import probes, train
-from egolib.config import RunConfig
+from egolib import probes
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = ROOT / "book" / "04_gsm_gates.ipynb"
@@ -41,23 +39,16 @@ def test_a_missing_run_stops_the_chapter_with_the_command_that_trains_it(tmp_pat
 
 
 # --------------------------------------------------------------------------------------------------
-# Both chapters on smoke runs (from random initialisation: no pretraining to make, seconds to train)
+# Both chapters on the smoke book's runs (the chapters' default run folders at the smoke preset)
 
-RUNS = {m: f"{m}-res34-scratch-smoke-s0" for m in ("tsn", "gsm", "egoaco")}
+RUNS = {"tsn": "tsn-res34-imagenet-smoke-s0", "gsm": "gsm-bninc-epic-smoke-s0",
+        "egoaco": "egoaco-res34-imagenet-smoke-s0"}
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("probes")
-    cwd = os.getcwd()
-    os.chdir(root)  # run folders and the data set are relative to the working directory
-    try:
-        for method in RUNS:
-            train.run(RunConfig.from_params({"method": method, "backbone": "res34", "pretrain": "scratch",
-                                             "preset": "smoke"}), progress=False)
-    finally:
-        os.chdir(cwd)
-    return root
+def smoke_runs(smoke_book_view):
+    """A scratch folder reading the smoke book's data and these three runs; the chapters write into it."""
+    return smoke_book_view(link=tuple(RUNS.values()))
 
 
 @pytest.mark.slow
@@ -100,7 +91,7 @@ def read_summary(path: Path, keys: set[str]) -> dict:
 
 @pytest.mark.slow
 def test_gate_chapter_runs_on_smoke_runs(smoke_runs):
-    outputs = execute(GATES, smoke_runs, {"run": RUNS["gsm"], "baseline": RUNS["tsn"]})
+    outputs = execute(GATES, smoke_runs, {})  # the default runs
     figs = plotly_outputs(outputs)
     assert len(figs) >= 3  # gate statistics, the gate player, the order probe
     player = max(figs, key=lambda o: len(o["data"]["application/vnd.plotly.v1+json"]["data"]))
@@ -110,12 +101,12 @@ def test_gate_chapter_runs_on_smoke_runs(smoke_runs):
     out = smoke_runs / "runs" / "book" / "04_gsm_gates"
     read_summary(out / "summary.json", {"order_pairs_gsm", "order_pairs_tsn", "order_flip_gsm", "order_flip_tsn"})
     assert {"gate_stats.csv", "order_probe.csv", "order_predictions.csv"} <= {p.name for p in out.iterdir()}
-    assert len((out / "gate_stats.csv").read_text().splitlines()) == 1 + 16  # one row per GSM of ResNet-34
+    assert len((out / "gate_stats.csv").read_text().splitlines()) == 1 + 10  # one row per GSM of BN-Inception
 
 
 @pytest.mark.slow
 def test_attention_chapter_runs_on_smoke_runs(smoke_runs):
-    outputs = execute(ATTENTION, smoke_runs, {"run": RUNS["egoaco"]})
+    outputs = execute(ATTENTION, smoke_runs, {})
     figs = plotly_outputs(outputs)
     assert len(figs) >= 3  # the attention player, the pointing game, best and worst clip
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3

@@ -1,6 +1,6 @@
-"""book/06_ensembles under papermill at the smoke preset, on a runs folder holding one real smoke GSM run
-(trained here, for the protocol re-scoring from its checkpoint) and nine member runs with hand-made score files
-on the same test segments; and ``rescore`` rewriting a run's score files identically from its checkpoint."""
+"""book/06_ensembles under papermill at the smoke preset, on the smoke book's member runs: the GSM run whole (for
+the protocol re-scoring from its checkpoint) and the nine others by their score files alone; and ``rescore``
+rewriting a run's score files identically from its checkpoint."""
 
 import ast
 import json
@@ -13,8 +13,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from egolib import ensemble, scores, train
-from egolib.config import RunConfig
+from egolib import ensemble, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "06_ensembles.ipynb"
@@ -22,24 +21,14 @@ REAL = "gsm-bninc-epic-smoke-s0"
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    """tmp/runs with the real GSM smoke run and nine fabricated member runs (other seeds of noise)."""
-    path = tmp_path_factory.mktemp("ens")
+def smoke_runs(smoke_book_view):
+    """A scratch folder with the smoke book's data and runs: a copy of the GSM run (the rescore test rewrites it)
+    and, of every other member run, only its score files (so the chapter re-scores the GSM run alone)."""
+    members = [m.run_name("smoke", 0) for m in ensemble.load_config(ROOT / "configs" / "ensembles.yaml").runs()]
+    path = smoke_book_view(copy=(REAL,), scores_only=tuple(m for m in members if m != REAL))
     old = Path.cwd()
-    os.chdir(path)
+    os.chdir(path)  # rescore reads the data set relative to the working directory
     try:
-        cfg = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "device": "cpu"})
-        train.run(cfg, progress=False)
-        real = ensemble.load_run(path / "runs" / REAL)
-        rng = np.random.default_rng(0)
-        for m in ensemble.load_config(ROOT / "configs" / "ensembles.yaml").runs():
-            name = m.run_name("smoke", 0)
-            if name == REAL:
-                continue
-            for split, s in real.items():
-                fake = {t: rng.normal(size=getattr(s, t).shape).astype(np.float32) for t in ("verb", "noun", "action")}
-                fake["verb"][np.arange(len(s.uid)), s.verb_label] += 1.5  # a model that is right more than by chance
-                scores.write(path / "runs" / name / f"scores_{split}.npz", s.replace(**fake))
         yield path
     finally:
         os.chdir(old)
