@@ -250,25 +250,27 @@ def lines_twin(table: pd.DataFrame, columns: Sequence[str], *, x: str | None = N
     return fig
 
 
-def bars_figure(table: pd.DataFrame, *, title: str = "", yaxis: str = "") -> go.Figure:
+def bars_figure(table: pd.DataFrame, *, title: str = "", yaxis: str = "", xaxis: str = "") -> go.Figure:
     """Grouped bars: one group per row of ``table``, one bar per column (e.g. pointing game per split).
 
     Args:
         table: rows are the groups, columns the bars of a group.
         title: figure title.
         yaxis: y-axis title.
+        xaxis: x-axis title (what the groups are; default: the index's name).
     """
     fig = go.Figure([go.Bar(x=[str(i) for i in table.index], y=table[c], name=str(c)) for c in table.columns])
-    fig.update_layout(barmode="group", title={"text": title}, yaxis_title=yaxis, height=380,
-                      margin={"t": 50, "l": 50, "r": 10, "b": 40})
+    fig.update_layout(barmode="group", title={"text": title}, yaxis_title=yaxis,
+                      xaxis_title=xaxis or table.index.name or "", height=380,
+                      margin={"t": 50, "l": 50, "r": 10, "b": 50})
     return fig
 
 
-def bars_twin(table: pd.DataFrame, *, title: str = "", yaxis: str = "") -> plt.Figure:
+def bars_twin(table: pd.DataFrame, *, title: str = "", yaxis: str = "", xaxis: str = "") -> plt.Figure:
     """The static twin of ``bars_figure``."""
     fig, ax = plt.subplots(figsize=(8, 3.4))
     table.plot.bar(ax=ax, rot=0)
-    ax.set(title=title, ylabel=yaxis)
+    ax.set(title=title, ylabel=yaxis, xlabel=xaxis or table.index.name or "")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

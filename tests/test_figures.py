@@ -66,3 +66,14 @@ def test_book_renderer(monkeypatch):
         assert figures.use_book_renderer() == "notebook"
     finally:
         pio.renderers.default = old
+
+
+def test_bars_name_both_axes():
+    import pandas as pd
+
+    table = pd.DataFrame({"act": [40.0, 30.0], "obj": [50.0, 20.0]}, index=pd.Index(["S1", "S2"], name="split"))
+    fig = figures.bars_figure(table, title="pointing", yaxis="% hits")
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("split", "% hits")  # the index's name
+    assert figures.bars_figure(table, yaxis="%", xaxis="test split").layout.xaxis.title.text == "test split"
+    ax = figures.bars_twin(table, yaxis="% hits", xaxis="test split").axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("test split", "% hits")
