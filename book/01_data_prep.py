@@ -85,7 +85,7 @@ summary = pd.DataFrame({
            "frames in segments": int((df.stop_frame - df.start_frame + 1).sum()),
            "segments with missing frames": int((missing.split == key).sum())}
     for (name, df), key in zip(splits.items(), ("train", "s1", "s2"), strict=True)
-}).T
+}).T.rename_axis(index="split", columns="count")
 display(summary)
 
 # %%
@@ -131,6 +131,7 @@ for ax, (column, names, ids, title) in zip(axes, [("verb_class", verb_names, man
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold}")
     ax.set_yscale("log")
     ax.set_title(f"training segments per {title[:-1]} class (log scale)")
+    ax.set(xlabel=f"{title[:-1]} class", ylabel="training segments (count, log scale)")
     ax.tick_params(axis="x", rotation=90)
     ax.legend()
 plt.tight_layout()
@@ -201,6 +202,7 @@ for i, seg in enumerate(picks[:8]):
     middle = (seg.start_frame + seg.stop_frame) // 2
     show_frame(ax, seg, middle, f"{seg.participant_id} ({'unseen' if seg.split == 'S2' else 'seen'}): "
                f"{narration(seg)}")
+fig.suptitle("Middle frame of one segment per kitchen: top row seen (train), bottom row unseen (S2)")
 plt.tight_layout()
 plt.show()
 
@@ -218,6 +220,7 @@ for row, seg in zip(axes, strip_segments, strict=True):
     offsets = epic.test_offsets(seg.stop_frame - seg.start_frame + 1, 8)
     for j, (ax, k) in enumerate(zip(row, offsets, strict=True)):
         show_frame(ax, seg, seg.start_frame + k, narration(seg) if j == 0 else None)
+fig.suptitle("Eight test-sampled frames per training segment, time running left to right")
 plt.tight_layout()
 plt.show()
 
@@ -246,5 +249,6 @@ else:
         order = offsets[::-1] if backwards else offsets
         for j, (ax, k) in enumerate(zip(row, order, strict=True)):
             show_frame(ax, seg, seg.start_frame + k, title if j == 0 else None)
+    fig.suptitle(f"A time-reversal pair: {pair[0]}, {pair[1]}, and the {pair[0]} segment played backwards")
     plt.tight_layout()
     plt.show()

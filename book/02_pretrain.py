@@ -129,8 +129,9 @@ if curves:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     sns.lineplot(data=curves, x="epoch", y="loss", hue="pretraining", marker="o", ax=axes[0])
     sns.lineplot(data=curves, x="epoch", y="accuracy", hue="pretraining", marker="o", ax=axes[1], legend=False)
-    axes[0].set(title="training loss")
-    axes[1].set(title="held-out accuracy (stand-ins) / training verb accuracy (epic)", ylim=(0, 1))
+    axes[0].set(title="training loss", ylabel="cross-entropy (nats)")
+    axes[1].set(title="held-out accuracy (stand-ins) / training verb accuracy (epic)", ylim=(0, 1),
+                ylabel="accuracy (fraction of clips)")
     fig.tight_layout()
     plt.show()
 else:

@@ -130,8 +130,8 @@ for boundary in history.groupby("stage")["global_epoch"].max().iloc[:-1]:
         ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
 for ax in axes:
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-axes[0].set(title="training loss", xlabel="epoch")
-axes[1].set(title="training accuracy", xlabel="epoch", ylim=(0, 1))
+axes[0].set(title="training loss", xlabel="epoch", ylabel="verb + noun + action cross-entropy (nats)")
+axes[1].set(title="training accuracy", xlabel="epoch", ylabel="accuracy (fraction of clips)", ylim=(0, 1))
 fig.tight_layout()
 plt.show()
 
@@ -165,8 +165,9 @@ if labelled:
                             pd.Series(predicted, name="predicted"), normalize="index")
     confusion = confusion.reindex(index=range(len(verbs)), columns=range(len(verbs)), fill_value=0.0)
     fig, ax = plt.subplots(figsize=(7, 6))
-    sns.heatmap(confusion, cmap="Blues", vmin=0, vmax=1, square=True, ax=ax, xticklabels=verbs, yticklabels=verbs)
-    ax.set(title=f"{cfg.name}: verb confusion ({split})", xlabel="predicted", ylabel="true")
+    sns.heatmap(confusion, cmap="Blues", vmin=0, vmax=1, square=True, ax=ax, xticklabels=verbs, yticklabels=verbs,
+                cbar_kws={"label": f"fraction of the true verb's {split} segments"})
+    ax.set(title=f"{cfg.name}: verb confusion ({split})", xlabel="predicted verb", ylabel="true verb")
     fig.tight_layout()
     plt.show()
 else:

@@ -105,6 +105,8 @@ display(pd.DataFrame({
 # - `corr_motion`: the correlation of |gate| with the motion at that position (the absolute difference to
 #   the neighbouring sampled frames, pooled to the layer's grid);
 # - `corr_object`: the correlation of |gate| with how much of the cell the active object's box covers.
+#
+# All four are unitless: gates lie in [-1, 1], the shares are fractions and the correlations Pearson's r.
 
 # %%
 segments_s1 = gsm_run.segments("s1")
@@ -130,13 +132,13 @@ display(stats.round(3))
 # %%
 columns = ["mean_abs_gate", "from_past", "corr_motion", "corr_object"]
 figures.lines_figure(stats, columns, title=f"{run}: gates per GSM layer ({len(chosen)} S1 clips)",
-                     yaxis="value").show()
+                     yaxis="unitless (|gate|, share, Pearson r)").show()
 
 # %% [markdown]
 # The same plot, static (for print):
 
 # %%
-figures.lines_twin(stats, columns, title=f"{run}: gates per GSM layer", yaxis="value")
+figures.lines_twin(stats, columns, title=f"{run}: gates per GSM layer", yaxis="unitless (|gate|, share, Pearson r)")
 plt.show()
 
 # %% [markdown]
@@ -199,6 +201,8 @@ plt.show()
 #   pair;
 # - `flip`: the % of clips whose predicted verb changes when the clip is played backward.
 #
+# Every number in these tables is a percentage of the clips.
+#
 # A model that ignores order has `flip` = 0 and `acc_backward` = `acc_forward`. The report claims that GSM
 # models time. If so, its `flip` and `acc_backward_swapped` should clearly beat TSN's.
 #
@@ -227,10 +231,12 @@ overall = order[(order.pair == "all pairs")].set_index(["split", "model"])
 headline = overall[["acc_forward", "acc_backward", "acc_backward_swapped", "partner_forward", "flip"]]
 display(headline.round(1))
 bars = overall.loc["S1+S2", ["acc_forward", "acc_backward_swapped", "partner_forward", "flip"]].T
-figures.bars_figure(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="%").show()
+figures.bars_figure(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="% of clips",
+                    xaxis="measure").show()
 
 # %%
-figures.bars_twin(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="%")
+figures.bars_twin(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="% of clips",
+                  xaxis="measure")
 plt.show()
 
 # %% [markdown]

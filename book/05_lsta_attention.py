@@ -127,6 +127,7 @@ plt.show()
 #
 # Every frame of every test clip where the active object is in view counts once. The peak is the first
 # maximum in row-major order, and tolerance is 0. The baselines use the same frames, boxes and grid.
+# The table gives each branch's hits in % of the frames, the number of frames and the map's grid (cells).
 
 # %%
 frames = {split: probes.attention_probe(ego, split, limit=limit or None) for split in ("s1", "s2")}
@@ -142,10 +143,10 @@ display(pointing.round(1))
 
 # %%
 scores = pointing[["act", "obj", "ctx", "centre", "random"]]
-figures.bars_figure(scores, title=f"Pointing game (% of frames), {run}", yaxis="% hits").show()
+figures.bars_figure(scores, title=f"Pointing game (% of frames), {run}", yaxis="% hits", xaxis="test split").show()
 
 # %%
-figures.bars_twin(scores, title=f"Pointing game (% of frames), {run}", yaxis="% hits")
+figures.bars_twin(scores, title=f"Pointing game (% of frames), {run}", yaxis="% hits", xaxis="test split")
 plt.show()
 
 # %% [markdown]

@@ -110,7 +110,7 @@ ensemble.save_table(out, "table1", t1_show, index=True)
 # code computes them: top-1/top-5 accuracy over all segments, precision and recall averaged over the many-shot
 # classes; actions ranked by the averaged action scores (top-100 pairs). The report's numbers are from the
 # real EPIC-Kitchens-55 test server; the measured ones from the data named above, with models scaled down by
-# the preset. The two are not comparable in level, only in shape.
+# the preset. The two are not comparable in level, only in shape. Every number in the table is in %.
 
 # %%
 ours = ensemble.wide(table[table["name"].isin(list(cfg.ensembles))])
@@ -133,7 +133,8 @@ plt.show()
 # ## Every single model, and whether each ensemble beats its best member
 #
 # Table 2's rows for the ten member runs (all saved in `table2.csv`), then each ensemble against its best
-# direct member (a run, or for Ensemble 3 possibly Ensemble 1 or 2) on S1 action top-1.
+# direct member (a run, or for Ensemble 3 possibly Ensemble 1 or 2) on S1 action top-1. Accuracies in %,
+# differences in percentage points.
 
 # %%
 singles = table[~table["name"].isin(list(cfg.ensembles))]
@@ -198,6 +199,7 @@ plt.show()
 # when a model is very sure a class is wrong: a logit mean lets one strongly negative logit veto a class,
 # a softmax mean caps that veto at the model's probability. *Flat* averages Ensemble 3's ten runs with equal
 # weights instead of the report's nesting (which gives the runs of Ensembles 1 and 2 less weight).
+# The table gives top-1 in %.
 
 # %%
 rows = []
@@ -249,7 +251,7 @@ else:
 # For every pair of runs on S1: how often their top-1 actions differ (*disagreement*), and how often at
 # least one of the two is right (*oracle*, the ceiling of a two-model ensemble; the diagonal is the run's own
 # accuracy). Runs are ordered by family; pairs across families that disagree more, with a higher oracle,
-# are what averaging can exploit.
+# are what averaging can exploit. Both are in % of the S1 segments.
 
 # %%
 order = sorted(run_scores, key=lambda n: (ensemble.family(n), n))

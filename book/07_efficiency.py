@@ -111,7 +111,8 @@ bars = overhead.melt(id_vars="backbone", var_name="ratio", value_name="GSM / TSN
                      value_vars=["paper_claim_mac_ratio", "flop_ratio_paper_sizes", "flop_ratio", "step_ratio_cpu"])
 sns.barplot(data=bars, x="backbone", y="GSM / TSN", hue="ratio", ax=ax)
 ax.axhline(1.0, color="black", linewidth=1)
-ax.set(ylim=(0.95, max(1.3, bars["GSM / TSN"].max() + 0.02)), title="GSM over TSN: claim, FLOPs, step time")
+ax.set(ylim=(0.95, max(1.3, bars["GSM / TSN"].max() + 0.02)), title="GSM over TSN: claim, FLOPs, step time",
+       ylabel="GSM / TSN (ratio; 1 = no overhead)")
 ax.legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 plt.show()
@@ -170,7 +171,7 @@ if len(trained):
     for ax, x, label in zip(axes, ("gflops_per_clip", "train_clips_per_s"),
                             ("GFLOP per clip", "training clips per CPU second"), strict=True):
         sns.scatterplot(data=merged, x=x, y="top1_action_s1", hue="method", style="backbone", s=80, ax=ax)
-        ax.set(xlabel=label, ylabel="S1 action top-1 (%)")
+        ax.set(xlabel=label, ylabel="S1 action top-1 (%)", title=f"S1 action top-1 vs {label}")
         ax.legend(fontsize=7)
     fig.tight_layout()
     plt.show()
