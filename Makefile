@@ -1,4 +1,5 @@
 # egobook: `make book` builds the whole book on the embedded dataset, `make test` runs the tests.
+# `make book SEED=1`: the book on another SynthKitchens draw; `make book SEEDS=0,1,2`: every run on each draw.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,6 +8,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PRESET ?= demo
 SEED   ?= 0
+SEEDS  ?=
 JOBS   ?= 2
 
 .PHONY: install browser test test-fast book lint clean
@@ -37,7 +39,7 @@ test-fast: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q -m "not slow"
 
 book: $(STAMP)
-	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) --jobs $(JOBS)
+	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check egolib tests benchmarks book/*.py _ext

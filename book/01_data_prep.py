@@ -38,7 +38,7 @@
 # %% tags=["parameters"]
 preset: str = "demo"  # smoke | demo: the size of the generated SynthKitchens
 data_root: str = ""  # a real EPIC-Kitchens-55 copy to check; empty: generate SynthKitchens
-seed: int = 0  # SynthKitchens seed: the same seed gives byte-identical files
+seed: int = 0  # SynthKitchens draw: data/synthkitchens-<preset>-s<seed>; the same seed gives byte-identical files
 
 # %%
 # %matplotlib inline
@@ -57,7 +57,8 @@ from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 synthetic_data = not data_root
-root = RunConfig.from_params({"preset": preset, "data_root": data_root or None}).dataset_path  # what training reads
+# the folder training reads: data/synthkitchens-<preset>-s<seed> (one folder per draw), or data_root
+root = RunConfig.from_params({"preset": preset, "seed": seed, "data_root": data_root or None}).dataset_path
 if synthetic_data:
     t0 = time.time()
     synthetic.ensure(root, preset=preset, seed=seed)

@@ -61,7 +61,7 @@ sns.set_theme(style="whitegrid")
 preset: str = "demo"  # smoke | demo | paper
 dataset: str = "epic55"  # epic55 (the report's, test S1/S2) | epic100 (train, validation, test)
 data_root: Optional[str] = None  # EPIC-Kitchens root of the dataset; None: the embedded SynthKitchens set
-seed: int = 0  # seeds data order, augmentation and initialisation
+seed: int = 0  # the SynthKitchens draw (data/synthkitchens-<preset>-s<seed>), data order, augmentation, init
 device: str = "auto"  # auto | cpu | cuda
 
 # %%

@@ -12,6 +12,11 @@
 Every chapter gets the parameters ``preset``, ``seed`` and ``runs`` (those it declares). It writes its tables and
 headline numbers into ``runs/book/<stem>/`` (``summary.json``), which the results page reads.
 
+**Seeds.** ``--seed 1`` builds the book on another SynthKitchens draw (``data/synthkitchens-<preset>-s1``, run
+folders ``...-s1``) beside the first, whose data, run folders and pre-training caches it leaves untouched (the
+pages in ``runs/book/`` and the HTML are the last build's). ``--seeds 0,1,2`` also trains every run on the other
+draws (after the first seed's ``02_pretrain``), for ``egolib.seeds``' spread; the pages are the first seed's.
+
 **Cheap rebuilds.** Each executed step has a key: a hash of the notebook it executes, its parameters, the egolib
 code it imports (``egolib.codehash``: the modules its cells import, transitively) and the files it reads (for the
 chapters after training: every file of the build's run folders except the executed pages; 06 and 07 also their
@@ -55,6 +60,7 @@ import yaml
 
 from egolib import codehash, launch, results, runs
 from egolib.config import DATASETS, PRESETS, RunConfig
+from egolib.seeds import parse_seeds
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -595,7 +601,9 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo", choices=PRESETS)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the SynthKitchens draw and training seed")
+    parser.add_argument("--seeds", default=None, help="several draws, e.g. 0,1,2: every run is trained on each; the "
+                        "book's pages are the first seed's (replaces --seed)")
     parser.add_argument("--jobs", type=_positive_int, default=1, help="steps run at a time (one thread each if > 1)")
     parser.add_argument("--no-html", action="store_true", help="execute what is stale, skip the HTML build")
     parser.add_argument("--dataset", default="epic55", choices=DATASETS)
@@ -616,9 +624,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.launcher == "slurm":
         slurm = launch.SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run,
                                     nodes_per_run=args.nodes_per_run, time=args.time, folder=ROOT / RUNS / "slurm")
-    book = Book(preset=args.preset, seed=args.seed, jobs=args.jobs, html=not args.no_html, dataset=args.dataset,
-                data_root=args.data_root, slurm=slurm)
-    steps = book.steps()
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    except ValueError as err:
+        parser.error(str(err))
+    data = {"dataset": args.dataset, "data_root": args.data_root, "slurm": slurm}
+    book = Book(preset=args.preset, seed=seeds[0], jobs=args.jobs, html=not args.no_html, **data)
+    # the other draws: their training runs only (after the first seed's 02_pretrain), for egolib.seeds' spread
+    others = [s for seed in seeds[1:] for s in Book(preset=args.preset, seed=seed, **data).steps()
+              if s.name.startswith("train ")]
+    steps = book.steps() + others
     # Slurm: every variant's job can be queued at once (a step only waits for its job); local: --jobs kernels
     steps = run_steps(steps, jobs=len(steps) if slurm is not None else args.jobs)
     print("\n" + summary_table(steps), flush=True)

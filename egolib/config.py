@@ -83,7 +83,7 @@ class RunConfig:
     preset: str = "demo"  # smoke | demo | paper
     dataset: str = "epic55"  # epic55 (the report's, test S1/S2) | epic100 (train, validation, test)
     data_root: str | None = None  # EPIC-Kitchens root of the dataset; None: the embedded SynthKitchens set
-    seed: int = 0  # seeds data order, augmentation and initialisation
+    seed: int = 0  # seeds the SynthKitchens draw (data/synthkitchens-<preset>-s<seed>), data order, augmentation, init
     num_segments: int | None = None  # TSN segments (frames, or 3-frame snippets for r2p1d34) per clip
     input_size: int | None = None  # training crop side in pixels
     width: float | None = None  # channel-width multiplier of the backbone (1.0: the standard network)
@@ -203,12 +203,11 @@ class RunConfig:
 
     @property
     def dataset_path(self) -> Path:
-        """The dataset root: ``data_root`` or the embedded SynthKitchens set of this preset and dataset layout
-        (``data/synthkitchens-<preset>``, ``data/synthkitchens-epic100-<preset>``)."""
+        """The dataset root: ``data_root`` or the embedded SynthKitchens draw of this preset, dataset layout and seed
+        (``data/synthkitchens-<preset>-s<seed>``, ``data/synthkitchens-epic100-<preset>-s<seed>``)."""
         if self.data_root is not None:
             return Path(self.data_root)
-        layout = "" if self.dataset == "epic55" else f"{self.dataset}-"
-        return Path("data") / f"synthkitchens-{layout}{self.preset}"
+        return synthkitchens_path(self.preset, self.seed, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -278,6 +277,14 @@ def run_name(cfg: RunConfig) -> str:
     if overrides:
         parts.append(overrides)
     return "-".join(parts)
+
+
+def synthkitchens_path(preset: str, seed: int, dataset: str = "epic55") -> Path:
+    """``data/synthkitchens-<preset>-s<seed>`` (``synthkitchens-epic100-...`` in the EPIC-100 layout): the embedded
+    set is named by everything that makes it, so several draws (seeds) live side by side and a run's ``seed`` picks
+    its draw."""
+    layout = "" if dataset == "epic55" else f"{dataset}-"
+    return Path("data") / f"synthkitchens-{layout}{preset}-s{seed}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The player shows the frames of a clip as the model sees them with a heat map (a 
 laid over each frame and the active object's box drawn on it: a slider walks through the frames, a dropdown
 picks the clip and the map (GSM layer and channel group, or attention branch). Everything is precomputed
 into the figure (trace visibility switched by the slider and the dropdown), so it stays interactive in the
-static HTML book with no kernel. In JupyterLab the same functions take any clip the reader builds.
+static HTML book with no kernel. In JupyterLab the same functions take any clip the reader builds. Beside the
+probes: small line and bar plots, and the spread of Table 2 over seeds (``seed_spread_figure``).
 
 Rendering in the book (``book.md`` section 1.3): plotly >= 6 defaults to the ``plotly_mimetype`` renderer,
 which Jupyter Book cannot display (the figure silently vanishes). ``use_book_renderer`` selects
@@ -272,5 +273,76 @@ def bars_twin(table: pd.DataFrame, *, title: str = "", yaxis: str = "", xaxis: s
     table.plot.bar(ax=ax, rot=0)
     ax.set(title=title, ylabel=yaxis, xlabel=xaxis or table.index.name or "")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def seed_spread_figure(stacked: pd.DataFrame, *, metric: str = "top1", task: str = "action",
+                       title: str = "") -> go.Figure:
+    """Each Table 2 row over seeds: one dot per seed and the mean ± one standard deviation, one panel per setting.
+
+    A reader sees at a glance whether two rows' spreads overlap (a gap within the noise) or not.
+
+    Args:
+        stacked: ``egolib.seeds.stack``'s table (``name, setting, task, seed`` and the metric columns).
+        metric: the metric column (percent), e.g. ``top1``.
+        task: ``verb``, ``noun`` or ``action``.
+        title: the figure title.
+    """
+    from plotly.subplots import make_subplots
+
+    part = stacked[stacked["task"] == task]
+    if part.empty:
+        raise ValueError(f"no task {task!r} in the table; choose one of {', '.join(stacked['task'].unique())}")
+    settings = list(dict.fromkeys(part["setting"]))
+    names = list(dict.fromkeys(part["name"]))[::-1]  # plotly draws the first category at the bottom
+    fig = make_subplots(rows=1, cols=len(settings), shared_yaxes=True, subplot_titles=settings,
+                        horizontal_spacing=0.04)
+    colours = pio.templates["plotly"].layout.colorway
+    seeds = list(dict.fromkeys(part["seed"]))
+    for col, setting in enumerate(settings, start=1):
+        block = part[part["setting"] == setting]
+        for k, seed in enumerate(seeds):
+            dots = block[block["seed"] == seed]
+            fig.add_trace(go.Scatter(x=dots[metric], y=dots["name"], mode="markers", name=f"seed {seed}",
+                                     legendgroup=f"seed {seed}", showlegend=col == 1, opacity=0.6,
+                                     marker={"size": 7, "color": colours[k % len(colours)]},
+                                     hovertemplate=f"seed {seed}<br>%{{y}}: %{{x:.2f}}<extra></extra>"), 1, col)
+        stats = block.groupby("name", sort=False)[metric].agg(["mean", "std"]).reindex(names)
+        fig.add_trace(go.Scatter(x=stats["mean"], y=stats.index, mode="markers", name="mean ± std",
+                                 legendgroup="mean", showlegend=col == 1,
+                                 marker={"symbol": "line-ns-open", "size": 16, "color": "black",
+                                         "line": {"width": 2}},
+                                 error_x={"type": "data", "array": stats["std"].fillna(0.0), "color": "black",
+                                          "thickness": 1.5, "width": 6},
+                                 hovertemplate="%{y}: %{x:.2f} ± %{error_x.array:.2f}<extra></extra>"), 1, col)
+        fig.update_xaxes(title_text=f"{task} {metric} (%)", row=1, col=col)
+    fig.update_yaxes(categoryorder="array", categoryarray=names)
+    fig.update_layout(title={"text": title}, height=max(300, 60 + 24 * len(names)),
+                      margin={"t": 60, "l": 10, "r": 10, "b": 40}, legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def seed_spread_twin(stacked: pd.DataFrame, *, metric: str = "top1", task: str = "action",
+                     title: str = "") -> plt.Figure:
+    """The static twin of ``seed_spread_figure``."""
+    part = stacked[stacked["task"] == task]
+    if part.empty:
+        raise ValueError(f"no task {task!r} in the table; choose one of {', '.join(stacked['task'].unique())}")
+    settings = list(dict.fromkeys(part["setting"]))
+    names = list(dict.fromkeys(part["name"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 0.6 + 0.3 * len(names)),
+                             sharey=True, squeeze=False)
+    pos = {n: len(names) - 1 - i for i, n in enumerate(names)}  # first row on top
+    for ax, setting in zip(axes[0], settings, strict=True):
+        block = part[part["setting"] == setting]
+        ax.scatter(block[metric], block["name"].map(pos), s=14, alpha=0.6, c="tab:blue", label="seeds")
+        stats = block.groupby("name", sort=False)[metric].agg(["mean", "std"])
+        ax.errorbar(stats["mean"], stats.index.map(pos), xerr=stats["std"].fillna(0.0), fmt="|", color="black",
+                    capsize=3, markersize=10, label="mean ± std")
+        ax.set(title=setting, xlabel=f"{task} {metric} (%)")
+        ax.set_yticks(range(len(names)), names[::-1], fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

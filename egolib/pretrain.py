@@ -21,6 +21,10 @@ trained on (the embedded set's name and seed, or the ``data_root`` folder and th
 the library code. A cache made from other data, another recipe or other code therefore lives in another folder and
 is never picked up; a folder whose ``config.json`` holds another key is trained again. Nothing is ever downloaded.
 
+Seeds: an EPIC backbone is trained on the run's own SynthKitchens draw with the run's seed, so each draw has its
+own. The stand-ins (object images, motion clips) do not depend on the draw and play the part of published
+weights: one set and one training (seed 0) serve every seed, as the same ImageNet weights would.
+
 Training a TSN or GSM model needs ``egolib.train``, which imports this module; ``ensure`` is therefore given the
 fit function (``egolib.train.fit_model``) instead of importing it.
 """
@@ -127,11 +131,11 @@ def cache_dir(pretrain: str, backbone: str, width: float, preset: str, key: str)
 def _data_identity(cfg: RunConfig) -> dict[str, Any]:
     """What names the data a TSN / GSM pretraining trains on.
 
-    The embedded SynthKitchens set is fixed by its preset and seed and made by the library (its code is in the
-    key already); a ``data_root`` is named by its absolute path and a hash of its annotation files.
+    The embedded SynthKitchens draw is fixed by its preset and seed (``cfg.seed``) and made by the library (its
+    code is in the key already); a ``data_root`` is named by its absolute path and a hash of its annotation files.
     """
     if cfg.data_root is None:
-        return {"dataset": cfg.dataset_path.name, "generator_seed": 0}
+        return {"dataset": cfg.dataset_path.name, "generator_seed": cfg.seed}
     root = cfg.dataset_path.resolve()
     digest = hashlib.sha256()
     for path in sorted((root / "annotations").glob("*")):
@@ -411,12 +415,13 @@ def _save(out: Path, net: nn.Module, rows: list[dict[str, Any]], info: dict[str,
 
 
 def epic_config(cfg: RunConfig, out: Path) -> RunConfig:
-    """The TSN run that makes ``cfg``'s EPIC backbone: same backbone, width, preset and data; seed 0."""
+    """The TSN run that makes ``cfg``'s EPIC backbone: same backbone, width, preset and seed, hence the same data
+    (the SynthKitchens draw of ``cfg.seed``), so that a run depends on its own draw alone."""
     return RunConfig.from_params({
         "method": "tsn", "backbone": cfg.backbone, "preset": cfg.preset, "dataset": cfg.dataset,
         "data_root": cfg.data_root,
         "pretrain": "ig65m_kinetics" if cfg.backbone == "r2p1d34" else "imagenet",
-        "seed": 0, "width": cfg.width, "device": cfg.device, "num_workers": cfg.num_workers,
+        "seed": cfg.seed, "width": cfg.width, "device": cfg.device, "num_workers": cfg.num_workers,
         "run_dir": str(out / "tsn"),
     })
 

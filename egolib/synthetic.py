@@ -36,6 +36,7 @@ import pandas as pd
 from PIL import Image
 
 from egolib import synthetic_render as R
+from egolib.config import synthkitchens_path
 from egolib.progress import tqdm
 from egolib.runs import DONE, read_json, write_bytes, write_json, write_text
 
@@ -683,6 +684,20 @@ def is_generated(out: str | Path, preset: str, seed: int = 0) -> bool:
             and have.get("generator_version") == GENERATOR_VERSION)
 
 
+def read_draw(out: str | Path) -> dict[str, Any] | None:
+    """Which draw a SynthKitchens folder holds, from its own manifest: ``{"preset", "seed", "generator_version",
+    "layout", "complete"}``; None when ``out`` is not a folder this generator made (e.g. a real EPIC-Kitchens copy)."""
+    out = Path(out)
+    try:
+        have = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if have.get("dataset") != "SynthKitchens":
+        return None
+    return ({k: have.get(k) for k in ("preset", "seed", "generator_version")} | {"layout": have.get("layout", "epic55")}
+            | {"complete": (out / DONE).is_file()})
+
+
 def ensure(out: str | Path, preset: str = "demo", seed: int = 0, progress: bool = True,
            layout: str = "epic55") -> Path:
     """``generate`` unless ``out`` is already complete (same call, spelled for readers of the notebooks)."""
@@ -975,7 +990,7 @@ def disk_usage(path: str | Path) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m egolib.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo", choices=list(PRESETS))
-    parser.add_argument("--out", default=None, help="output folder (default data/synthkitchens-<preset>, "
+    parser.add_argument("--out", default=None, help="output folder (default data/synthkitchens-<preset>-s<seed>, "
                         "data/objects-<preset>, data/motion-<preset>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--what", default="kitchens", choices=["kitchens", "objects", "motion"],
@@ -986,10 +1001,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "layout (default folder data/synthkitchens-epic100-<preset>)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    name = {"kitchens": "synthkitchens", "objects": "objects", "motion": "motion"}[args.what]
-    if args.what == "kitchens" and args.layout != "epic55":
-        name = f"{name}-{args.layout}"
-    out = Path(args.out) if args.out else Path("data") / f"{name}-{args.preset}"
+    if args.out:
+        out = Path(args.out)
+    elif args.what == "kitchens":
+        out = synthkitchens_path(args.preset, args.seed, args.layout)  # where a run of this preset and seed reads it
+    else:
+        out = Path("data") / f"{args.what}-{args.preset}"
     if args.what == "kitchens":
         generate(out, preset=args.preset, seed=args.seed, workers=args.workers, layout=args.layout)
     elif args.what == "objects":

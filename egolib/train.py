@@ -281,11 +281,12 @@ EPIC100_NEEDED = ("train", "validation", "test", "verb_classes", "noun_classes",
 
 
 def load_data(cfg: RunConfig, *, progress: bool = True) -> Data:
-    """Annotations of ``cfg.dataset_path``; the embedded SynthKitchens set is generated first when missing."""
+    """Annotations of ``cfg.dataset_path``; the embedded SynthKitchens draw of ``cfg.seed`` is generated first when
+    missing."""
     root = cfg.dataset_path
     if cfg.data_root is None and not synthetic.is_generated(root, cfg.preset):  # complete: read-only is fine
         with runs.file_lock(root.parent / f".{root.name}.lock"):
-            synthetic.ensure(root, preset=cfg.preset, seed=0, progress=progress, layout=cfg.dataset)
+            synthetic.ensure(root, preset=cfg.preset, seed=cfg.seed, progress=progress, layout=cfg.dataset)
     annotations = root / "annotations"
     if cfg.dataset == "epic100":
         if not annotations.is_dir():
@@ -475,7 +476,14 @@ def _check_run_folder(cfg: RunConfig) -> None:
             raise ValueError(
                 f"run folder {cfg.run_path} holds a different run ({detail}); delete the folder or set run_dir"
             )
-    runs.write_json(path, runs.manifest(cfg.to_dict()))
+    runs.write_json(path, runs.manifest(cfg.to_dict()) | {"dataset": str(cfg.dataset_path)})
+
+
+def data_record(root: str | Path) -> dict[str, Any]:
+    """Which data a run read, for its ``metrics.json``: the folder and, for SynthKitchens, the draw its own
+    manifest names (preset, seed, generator version)."""
+    draw = synthetic.read_draw(root)
+    return {"path": str(root)} | ({k: v for k, v in draw.items() if k != "complete"} if draw else {})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -809,6 +817,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
     result: dict[str, Any] = {
         "run": cfg.name,
         "dataset": data.dataset,
+        "data": data_record(data.root),
         "pretrain": dataclasses.asdict(pretrain.resolve(cfg)),
         "protocol": {"clips": cfg.test_clips, "crop": cfg.test_crop, "scale_size": scale_size(cfg),
                      "input_size": cfg.input_size, "num_segments": cfg.num_segments,

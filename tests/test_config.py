@@ -101,7 +101,7 @@ def test_name_paths_and_json_round_trip(tmp_path):
     cfg = RunConfig.from_params({"backbone": "res152", "preset": "smoke", "seed": 3})
     assert cfg.name == "egoaco-res152-imagenet-smoke-s3"
     assert str(cfg.run_path) == "runs/egoaco-res152-imagenet-smoke-s3"
-    assert str(cfg.dataset_path) == "data/synthkitchens-smoke"
+    assert str(cfg.dataset_path) == "data/synthkitchens-smoke-s3"  # the draw of the run's seed
     path = tmp_path / "config.json"
     path.write_text(cfg.to_json())
     assert RunConfig.from_json(path) == cfg

@@ -26,7 +26,7 @@ def test_data_prep_notebook_generates_smoke_and_checks_a_copy(tmp_path):
     assert images >= 5  # distributions, co-occurrence, kitchens, strips, reversal pair
 
     # the data_root branch (the one that checks a real EPIC-Kitchens-55 copy), pointed at the set just made
-    copy = tmp_path / "data" / "synthkitchens-smoke"
+    copy = tmp_path / "data" / "synthkitchens-smoke-s0"
     assert (copy / "DONE").exists()
     out2 = tmp_path / "01_check.ipynb"
     pm.execute_notebook(str(NOTEBOOK), str(out2), parameters={"data_root": str(copy)}, cwd=str(tmp_path),

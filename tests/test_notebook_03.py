@@ -80,7 +80,7 @@ def test_train_notebook_smoke_run_from_an_empty_folder(tmp_path):
     assert {"config.json", "checkpoint.pt", "log.csv", "scores_s1.npz", "scores_s2.npz", "metrics.json",
             "submission.zip", "DONE"} <= set(mtimes)
     assert mtimes["DONE"] == max(mtimes.values())
-    assert (tmp_path / "data" / "synthkitchens-smoke" / "DONE").exists()  # generated because it was missing
+    assert (tmp_path / "data" / "synthkitchens-smoke-s0" / "DONE").exists()  # generated because it was missing
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"s1", "s2"} <= set(metrics) and metrics["pretrain"]["source"] == "synthetic stand-in: object images"
 

@@ -91,7 +91,7 @@ def test_an_epic_backbone_to_train_needs_the_fit_function(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_two_data_roots_give_two_different_cached_backbones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    smoke = synthetic.ensure(tmp_path / "data" / "synthkitchens-smoke", preset="smoke", seed=0, progress=False)
+    smoke = synthetic.ensure(tmp_path / "data" / "synthkitchens-smoke-s0", preset="smoke", seed=0, progress=False)
     roots = [tmp_path / "kitchens-a", tmp_path / "kitchens-b"]
     for root in roots:
         shutil.copytree(smoke, root)

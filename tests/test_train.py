@@ -120,7 +120,7 @@ def test_notebook_params_catch_names_papermill_injected():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A working directory with data/synthkitchens-smoke and the smoke res34 stand-in under runs/pretrain."""
+    """A working directory with data/synthkitchens-smoke-s0 and the smoke res34 stand-in under runs/pretrain."""
     path = tmp_path_factory.mktemp("train")
     old = Path.cwd()
     os.chdir(path)

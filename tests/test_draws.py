@@ -1,0 +1,93 @@
+"""Several SynthKitchens draws side by side: each seed has its own data folder, its runs read it and record it,
+a second draw leaves the first untouched, and pretraining caches never mix draws. Also the book driver's
+``--seeds`` loop."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from egolib import book, pretrain, synthetic, train
+from egolib.config import RunConfig
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def smoke(seed: int, **params) -> RunConfig:
+    """The cheapest complete run: TSN, ResNet-34 from scratch (no pretraining to make), one test clip."""
+    return RunConfig.from_params({"method": "tsn", "backbone": "res34", "pretrain": "scratch", "preset": "smoke",
+                                  "seed": seed, "device": "cpu", "test_clips": 1, **params})
+
+
+def test_each_seed_names_its_own_data_folder_and_pretraining_cache():
+    a, b = smoke(0), smoke(1)
+    assert (str(a.dataset_path), str(b.dataset_path)) == ("data/synthkitchens-smoke-s0", "data/synthkitchens-smoke-s1")
+    assert RunConfig.from_params({"preset": "smoke", "seed": 1, "data_root": "/x"}).dataset_path == Path("/x")
+    # an EPIC backbone is trained on the run's own draw (with its seed): one cache per draw
+    epic = [RunConfig.from_params({"method": "tsn", "backbone": "bninc", "preset": "smoke", "seed": s})
+            for s in (0, 1)]
+    keys = [pretrain.cache_key(c) for c in epic]
+    assert [k["data"] for k in keys] == [{"dataset": "synthkitchens-smoke-s0", "generator_seed": 0},
+                                         {"dataset": "synthkitchens-smoke-s1", "generator_seed": 1}]
+    assert [k["run"]["seed"] for k in keys] == [0, 1]
+    assert pretrain.resolve(epic[0]).path != pretrain.resolve(epic[1]).path
+    # GSM + EgoACO starts from the GSM run of its own seed
+    gsm = [pretrain.cache_key(RunConfig.from_params({"method": "gsm_egoaco", "backbone": "bninc", "preset": "smoke",
+                                                     "seed": s}))["run"] for s in (0, 1)]
+    assert [g["seed"] for g in gsm] == [0, 1]
+    # the stand-ins play published weights: one for every seed
+    standin = [RunConfig.from_params({"method": "tsn", "backbone": "res34", "preset": "smoke", "seed": s})
+               for s in (0, 1)]
+    assert pretrain.resolve(standin[0]).path == pretrain.resolve(standin[1]).path
+
+
+@pytest.mark.slow
+def test_two_seeds_generate_side_by_side_and_runs_read_their_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = smoke(0)
+    train.run(first, progress=False)  # generates data/synthkitchens-smoke-s0 because it is missing
+    before = {p: checksums(p) for p in (first.dataset_path, first.run_path)}
+
+    second = smoke(1)
+    train.run(second, progress=False)  # the other draw, beside the first: no "generated with other arguments"
+    assert {p: checksums(p) for p in before} == before  # seed 0's data and run are untouched
+
+    for cfg in (first, second):
+        root = tmp_path / cfg.dataset_path
+        assert synthetic.read_draw(root) == {"preset": "smoke", "seed": cfg.seed, "generator_version": 1,
+                                             "complete": True}
+        metrics = json.loads((cfg.run_path / "metrics.json").read_text())
+        assert metrics["data"] == {"path": str(cfg.dataset_path), "preset": "smoke", "seed": cfg.seed,
+                                   "generator_version": 1}
+        assert json.loads((cfg.run_path / "config.json").read_text())["dataset"] == str(cfg.dataset_path)
+        s1 = pd.read_csv(root / "annotations" / "EPIC_test_s1_labels.csv")
+        assert sorted(map(int, np.load(cfg.run_path / "scores_s1.npz")["uid"])) == sorted(s1["uid"])
+
+    labels = [pd.read_csv(tmp_path / c.dataset_path / "annotations" / "EPIC_train_action_labels.csv")
+              for c in (first, second)]
+    assert not labels[0][["verb_class", "noun_class"]].equals(labels[1][["verb_class", "noun_class"]])  # two draws
+    s1 = [pd.read_csv(tmp_path / c.dataset_path / "annotations" / "EPIC_test_s1_labels.csv") for c in (first, second)]
+    assert set(s1[0]["uid"]) != set(s1[1]["uid"])  # so the uid check above tells the draws apart
+
+
+def test_book_seeds_loop_runs_every_seed_first_seed_last(monkeypatch):
+    done = []
+    monkeypatch.setattr(book, "execute", lambda nb, out, params, title=None: done.append((Path(nb).stem, params)))
+    monkeypatch.setattr(book, "train_all", lambda params, jobs=1: done.append(("train", {p["seed"] for p in params})))
+    monkeypatch.setattr(book, "build_html", lambda: Path("index.html"))
+    book.main(["--preset", "smoke", "--seeds", "0,2", "--jobs", "1"])
+    assert done == [("01_data_prep", {"preset": "smoke", "seed": 2}), ("02_pretrain", {"preset": "smoke", "seed": 2}),
+                    ("train", {2}),
+                    ("01_data_prep", {"preset": "smoke", "seed": 0}), ("02_pretrain", {"preset": "smoke", "seed": 0}),
+                    ("train", {0})]
+    done.clear()
+    book.main(["--preset", "smoke", "--seed", "1"])
+    assert [d[1] for d in done][:2] == [{"preset": "smoke", "seed": 1}] * 2
+    with pytest.raises(SystemExit):
+        book.main(["--preset", "smoke", "--seeds", "0,0"])
