@@ -9,7 +9,7 @@ A score file says everything needed to rank, combine and evaluate it without the
     verb_label, noun_label (N,) int: the true classes, -1 where the test labels are hidden (EPIC-55 test)
     many_shot_verbs, many_shot_nouns (K,) int, many_shot_actions (M, 2) int: the many-shot lists the
                        EPIC-55 precision and recall average over
-    dataset            ()      "SynthKitchens <preset>" or "EPIC-Kitchens-55"
+    dataset            ()      "SynthKitchens <preset> seed <seed>" (the draw) or "EPIC-Kitchens-55"
     average            ()      "none" (one run's logits), "softmax" or "logits" (an ensemble's averaging)
     members            (m,)    an ensemble's members (run folder names or ensemble names); empty for a run
     format_version     ()      int, ``FORMAT_VERSION``
@@ -126,7 +126,7 @@ def make(uid: Sequence[Any], logits: Mapping[str, np.ndarray], action_pairs: Seq
         verb_label: N true verbs, or None when the test labels are hidden.
         noun_label: N true nouns, or None.
         many_shot: an ``egolib.epic.ManyShot`` (``verbs``, ``nouns``, ``actions``).
-        dataset: ``"SynthKitchens <preset>"`` or ``"EPIC-Kitchens-55"``.
+        dataset: ``"SynthKitchens <preset> seed <seed>"`` or ``"EPIC-Kitchens-55"``.
     """
     n = len(uid)
     hidden = np.full(n, -1, dtype=np.int64)

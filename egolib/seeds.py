@@ -7,8 +7,9 @@ the same for every seed. Each seed gives its own Table 2 (``egolib.ensemble``'s 
 top1, top5, precision, recall``, in percent), where a member run is named by its run folder
 (``gsm-bninc-epic-demo-s1``) and an ensemble by its name.
 
-Read top-down: seed lists -> stacking the seeds' tables (run names without their ``-s<seed>``) -> the spread per
-row -> paired differences against a reference row (same draw, so the draw's difficulty cancels).
+Read top-down: seed lists -> each seed's Table 2 from its run folders -> stacking the seeds' tables (run names
+without their ``-s<seed>``) -> the spread per row -> paired differences against a reference row (same draw, so
+the draw's difficulty cancels).
 """
 
 from __future__ import annotations
@@ -45,6 +46,39 @@ def parse_seeds(text: str) -> list[int]:
     if twice:
         raise ValueError(f"seed(s) {', '.join(map(str, twice))} given twice in {text!r}; each draw counts once")
     return seeds
+
+
+# --------------------------------------------------------------------------------------------------
+# Each seed's Table 2, from its run folders
+
+
+def table2s(runs_root: str | Path, preset: str, seeds: Sequence[int], *, config: str | Path | None = None,
+            average: str = "softmax") -> dict[int, pd.DataFrame]:
+    """Each seed's Table 2 (ensembles and member runs), computed from the run folders of that seed as
+    ``egolib.ensemble.run`` computes it, without writing anything.
+
+    Args:
+        runs_root: the folder holding ``<method>-<backbone>-<pretrain>-<preset>-s<seed>`` run folders.
+        preset: the member runs' preset.
+        seeds: the seeds to read.
+        config: the ensembles file (None: ``configs/ensembles.yaml``).
+        average: ``softmax`` or ``logits`` (``egolib.ensemble.AVERAGES``).
+
+    Returns:
+        seed -> Table 2 in long format (``egolib.ensemble.TABLE2_COLUMNS``), ready for ``stack``.
+
+    Raises:
+        egolib.ensemble.MissingRunError: a seed lacks member runs (with the commands that train them).
+    """
+    from egolib import ensemble  # the scores and the averaging; imported here to keep the book driver light
+
+    cfg = ensemble.load_config(ensemble.DEFAULT_CONFIG if config is None else config)
+    out = {}
+    for seed in seeds:
+        run_scores = ensemble.load_runs(cfg, runs_root, preset, seed)
+        results = ensemble.evaluate_ensembles(cfg, run_scores, preset, seed, average)
+        out[seed] = ensemble.table2({**results, **run_scores})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -781,8 +781,9 @@ def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: 
     if [str(u) for u in segments[key]] != uids:
         raise RuntimeError(f"test {split}: predictions came back in another order than the segments")
     labels = [segments[f"{t}_class"].to_numpy() if labelled else None for t in ("verb", "noun")]
-    if data.synthetic:
-        dataset = f"SynthKitchens {cfg.preset}" + (", EPIC-100 layout" if data.dataset == "epic100" else "")
+    if data.synthetic:  # the draw is named: an ensemble refuses members of two draws
+        dataset = f"SynthKitchens {cfg.preset} seed {cfg.seed}" + (", EPIC-100 layout" if data.dataset == "epic100"
+                                                                   else "")
     else:
         dataset = {"epic55": "EPIC-Kitchens-55", "epic100": "EPIC-KITCHENS-100"}[data.dataset]
     return scores.make(uids, avg, data.actions, *labels, data.many_shot(), dataset)

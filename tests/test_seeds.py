@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from egolib import figures, seeds
 
@@ -123,3 +124,37 @@ def test_spread_figure_has_a_dot_per_seed_and_a_mean_per_row():
     assert len(twin.axes) == 2
     with pytest.raises(ValueError, match="no task 'both'"):
         figures.seed_spread_figure(stacked, task="both")
+
+
+def test_table2s_reads_each_seeds_runs_as_ensemble_run_does(tmp_path):
+    from egolib import ensemble, scores
+    from egolib.epic import ManyShot
+
+    members = [{"method": "gsm", "backbone": "bninc", "pretrain": "epic"},
+               {"method": "egoaco", "backbone": "res34", "pretrain": "imagenet"}]
+    config = tmp_path / "ensembles.yaml"
+    config.write_text(yaml.safe_dump({"ensembles": {"pair": members}}))
+    runs = tmp_path / "runs"
+    pairs = [(v, w) for v in range(3) for w in range(2)]
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):  # each draw: its own labels and logits
+        uid = [str(10 * seed + i) for i in range(12)]
+        v, w = zip(*[pairs[i] for i in rng.integers(len(pairs), size=12)], strict=True)
+        for m in members:
+            name = f"{m['method']}-{m['backbone']}-{m['pretrain']}-smoke-s{seed}"
+            for split in ("s1", "s2"):
+                logits = {"verb": rng.normal(size=(12, 3)), "noun": rng.normal(size=(12, 2)),
+                          "action": rng.normal(size=(12, len(pairs)))}
+                s = scores.make(uid, logits, pairs, v, w, ManyShot([0, 1], [0], pairs[:2]), f"SynthKitchens smoke "
+                                f"seed {seed}")
+                scores.write(runs / name / f"scores_{split}.npz", s)
+    tables = seeds.table2s(runs, "smoke", [0, 1], config=config)
+    for seed in (0, 1):
+        expected = ensemble.run(runs, "smoke", tmp_path / f"out{seed}", seed=seed, config=config)
+        pd.testing.assert_frame_equal(tables[seed], expected)
+    assert not tables[0][["top1"]].equals(tables[1][["top1"]])  # two draws, two tables
+    spread = seeds.table2_spread(tables)
+    assert set(spread["name"]) == {"pair", "gsm-bninc-epic-smoke", "egoaco-res34-imagenet-smoke"}
+    assert (spread["seeds"] == 2).all() and len(spread) == 3 * 2 * 3
+    with pytest.raises(ensemble.MissingRunError):
+        seeds.table2s(runs, "smoke", [0, 2], config=config)
