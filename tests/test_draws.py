@@ -76,18 +76,32 @@ def test_two_seeds_generate_side_by_side_and_runs_read_their_own(tmp_path, monke
     assert set(s1[0]["uid"]) != set(s1[1]["uid"])  # so the uid check above tells the draws apart
 
 
-def test_book_seeds_loop_runs_every_seed_first_seed_last(monkeypatch):
-    done = []
-    monkeypatch.setattr(book, "execute", lambda nb, out, params, title=None: done.append((Path(nb).stem, params)))
-    monkeypatch.setattr(book, "train_all", lambda params, jobs=1: done.append(("train", {p["seed"] for p in params})))
-    monkeypatch.setattr(book, "build_html", lambda: Path("index.html"))
-    book.main(["--preset", "smoke", "--seeds", "0,2", "--jobs", "1"])
-    assert done == [("01_data_prep", {"preset": "smoke", "seed": 2}), ("02_pretrain", {"preset": "smoke", "seed": 2}),
-                    ("train", {2}),
-                    ("01_data_prep", {"preset": "smoke", "seed": 0}), ("02_pretrain", {"preset": "smoke", "seed": 0}),
-                    ("train", {0})]
-    done.clear()
-    book.main(["--preset", "smoke", "--seed", "1"])
-    assert [d[1] for d in done][:2] == [{"preset": "smoke", "seed": 1}] * 2
+def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypatch):
+    ran = []
+
+    def fake_run_steps(steps, jobs=1):
+        ran.append(steps)
+        for s in steps:
+            s.status = "run"
+        return steps
+
+    monkeypatch.setattr(book, "run_steps", fake_run_steps)
+    monkeypatch.setattr(book, "summary_table", lambda steps: "")
+    names = {s: [RunConfig.from_params({**v, "preset": "smoke", "seed": s}).name for v in book.variants()]
+             for s in (0, 2)}
+    assert book.main(["--preset", "smoke", "--seeds", "0,2", "--no-html"]) == 0
+    steps = {s.name: s for s in ran[-1]}
+    assert len(steps) == len(ran[-1])  # every step name once
+    assert {f"train {n}" for n in names[0] + names[2]} <= set(steps)  # both draws' runs
+    pages = [n for n in steps if not n.startswith("train ")]
+    assert "01_data_prep" in pages and all(not n.endswith("-s2") for n in pages)  # one book: the first seed's
+    for n in names[2]:
+        assert "02_pretrain" in steps[f"train {n}"].after  # after the stand-ins are made, once
+    assert set(steps["results and run index"].after).isdisjoint({f"train {n}" for n in names[2]})
+    gsm_egoaco = steps["train gsm_egoaco-bninc-epic-smoke-s2"]
+    assert "train gsm-bninc-epic-smoke-s2" in gsm_egoaco.after  # its own draw's GSM run
+
+    assert book.main(["--preset", "smoke", "--seed", "1", "--no-html"]) == 0
+    assert all(n.endswith("-s1") for n in (s.name for s in ran[-1]) if n.startswith("train "))
     with pytest.raises(SystemExit):
         book.main(["--preset", "smoke", "--seeds", "0,0"])
