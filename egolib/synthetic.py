@@ -998,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: 2 for big sets)")
     parser.add_argument("--layout", default="epic55", choices=list(LAYOUTS),
                         help="SynthKitchens in the EPIC-55 (train, S1, S2) or EPIC-100 (train, validation, test) "
-                        "layout (default folder data/synthkitchens-epic100-<preset>)")
+                        "layout (default folder data/synthkitchens-epic100-<preset>-s<seed>)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.out:

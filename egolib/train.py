@@ -476,7 +476,7 @@ def _check_run_folder(cfg: RunConfig) -> None:
             raise ValueError(
                 f"run folder {cfg.run_path} holds a different run ({detail}); delete the folder or set run_dir"
             )
-    runs.write_json(path, runs.manifest(cfg.to_dict()) | {"dataset": str(cfg.dataset_path)})
+    runs.write_json(path, runs.manifest(cfg.to_dict()) | {"data_path": str(cfg.dataset_path)})
 
 
 def data_record(root: str | Path) -> dict[str, Any]:

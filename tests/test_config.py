@@ -118,8 +118,8 @@ def test_dataset_choice_names_the_run_and_data_folders():
     ek100 = RunConfig.from_params({"preset": "smoke", "method": "gsm", "backbone": "bninc", "dataset": "epic100"})
     assert ek55.dataset == "epic55" and ek55.name == "gsm-bninc-epic-smoke-s0"  # today's names stay
     assert ek100.name == "gsm-bninc-epic-smoke-epic100-s0" and ek100.run_path != ek55.run_path
-    assert str(ek55.dataset_path) == "data/synthkitchens-smoke"
-    assert str(ek100.dataset_path) == "data/synthkitchens-epic100-smoke"
+    assert str(ek55.dataset_path) == "data/synthkitchens-smoke-s0"
+    assert str(ek100.dataset_path) == "data/synthkitchens-epic100-smoke-s0"
     with pytest.raises(ValueError, match="unknown dataset 'epic200'; choose one of epic55, epic100"):
         RunConfig.from_params({"dataset": "epic200"})
     with pytest.raises(ValueError, match="real epic100 frames: set data_root"):

@@ -60,12 +60,13 @@ def test_two_seeds_generate_side_by_side_and_runs_read_their_own(tmp_path, monke
 
     for cfg in (first, second):
         root = tmp_path / cfg.dataset_path
-        assert synthetic.read_draw(root) == {"preset": "smoke", "seed": cfg.seed, "generator_version": 1,
-                                             "complete": True}
+        draw = {"preset": "smoke", "seed": cfg.seed, "generator_version": synthetic.GENERATOR_VERSION,
+                "layout": "epic55"}
+        assert synthetic.read_draw(root) == draw | {"complete": True}
         metrics = json.loads((cfg.run_path / "metrics.json").read_text())
-        assert metrics["data"] == {"path": str(cfg.dataset_path), "preset": "smoke", "seed": cfg.seed,
-                                   "generator_version": 1}
-        assert json.loads((cfg.run_path / "config.json").read_text())["dataset"] == str(cfg.dataset_path)
+        assert metrics["data"] == {"path": str(cfg.dataset_path)} | draw
+        saved = json.loads((cfg.run_path / "config.json").read_text())
+        assert saved["data_path"] == str(cfg.dataset_path) and saved["seed"] == cfg.seed
         s1 = pd.read_csv(root / "annotations" / "EPIC_test_s1_labels.csv")
         assert sorted(map(int, np.load(cfg.run_path / "scores_s1.npz")["uid"])) == sorted(s1["uid"])
 

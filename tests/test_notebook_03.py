@@ -113,7 +113,7 @@ def test_train_notebook_epic100_smoke_run_scores_validation_and_writes_the_chall
     run = tmp_path / "runs" / "egoaco-res34-imagenet-smoke-epic100-s0"
     assert {"scores_validation.npz", "scores_test.npz", "metrics.json", "submission.zip", "DONE"} <= {
         p.name for p in run.iterdir()}
-    ann = epic.load_epic100(tmp_path / "data" / "synthkitchens-epic100-smoke" / "annotations")
+    ann = epic.load_epic100(tmp_path / "data" / "synthkitchens-epic100-smoke-s0" / "annotations")
     result = json.loads((run / "metrics.json").read_text())
     assert result["dataset"] == "epic100" and {"validation"} <= set(result) and "s1" not in result
     scores = np.load(run / "scores_validation.npz")
