@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e ".[book,dev]"
+	$(BIN)/python -m pip install -q -e ".[book,dev,cluster]"
 	touch $(STAMP)
 
 # The browser test drives Debian's chromium; installed here (as root, e.g. in CI) when it is missing.

@@ -660,7 +660,7 @@ def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
             result["resources"] = old["resources"]
             runs.write_json(run_dir / train.METRICS, result)
         if had_done:
-            runs.write_done(run_dir, runs.RUN_OUTPUTS)  # the hashes of the rewritten files
+            runs.write_done(run_dir, runs.run_outputs(cfg.dataset))  # the hashes of the rewritten files
     return result
 
 

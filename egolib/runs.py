@@ -341,14 +341,26 @@ def differences(saved: dict[str, Any], config: dict[str, Any], ignore: Iterable[
     return {k: (saved.get(k), v) for k, v in config.items() if k not in skip and saved.get(k) != v}
 
 
-RUN_OUTPUTS = ("config.json", "checkpoint.pt", "log.csv", "scores_s1.npz", "scores_s2.npz", "metrics.json",
-               "submission.zip")
+# The splits a run scores, per dataset: EPIC-55's seen and unseen test sets; EPIC-100's validation and test.
+TEST_SPLITS = {"epic55": ("s1", "s2"), "epic100": ("validation", "test")}
 
 
-def is_complete(run_dir: str | Path, config: dict[str, Any], outputs: Iterable[str] = RUN_OUTPUTS) -> bool:
-    """True when ``run_dir`` has ``DONE``, every one of ``outputs`` is there and matches the hash ``DONE``
-    recorded, and its ``config.json`` holds the same config and code version."""
+def run_outputs(dataset: str = "epic55") -> tuple[str, ...]:
+    """The files of a complete run folder of ``dataset``, each verified against the hash ``DONE`` records."""
+    scores = tuple(f"scores_{split}.npz" for split in TEST_SPLITS[dataset])
+    return ("config.json", "checkpoint.pt", "log.csv", *scores, "metrics.json", "submission.zip")
+
+
+RUN_OUTPUTS = run_outputs("epic55")
+
+
+def is_complete(run_dir: str | Path, config: dict[str, Any], outputs: Iterable[str] | None = None) -> bool:
+    """True when ``run_dir`` has ``DONE``, every one of ``outputs`` (default: the run outputs of the config's
+    dataset) is there and matches the hash ``DONE`` recorded, and its ``config.json`` holds the same config and
+    code version."""
     run_dir = Path(run_dir)
+    if outputs is None:
+        outputs = run_outputs(config.get("dataset", "epic55"))
     if unverified(run_dir, outputs):
         return False
     saved = read_json(run_dir / "config.json")

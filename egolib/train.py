@@ -214,7 +214,7 @@ def _all_sum(values: list[float], dist: Dist) -> list[float]:
 
 # The splits a run is tested on, per dataset: EPIC-55's seen and unseen kitchens; EPIC-100's validation (public
 # labels, the EPIC-100 metrics) and test (hidden labels, the challenge zip).
-TEST_SPLITS = {"epic55": ("s1", "s2"), "epic100": ("validation", "test")}
+TEST_SPLITS = runs.TEST_SPLITS
 
 
 @dataclass(frozen=True)
@@ -899,7 +899,8 @@ def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     if dist.is_main:
         if (run_dir / runs.DONE).exists():
-            log.info("%s is not complete: %s", run_dir, "; ".join(runs.unverified(run_dir, runs.RUN_OUTPUTS)))
+            missing = runs.unverified(run_dir, runs.run_outputs(cfg.dataset))
+            log.info("%s is not complete: %s", run_dir, "; ".join(missing))
         (run_dir / runs.DONE).unlink(missing_ok=True)
     _fit(cfg, dist, progress=progress)
     ckpt = load_checkpoint(run_dir / CHECKPOINT)
@@ -909,7 +910,7 @@ def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
         result["resources"] = {"train_s": float(ckpt.get("train_s", 0.0)), "total_s": time.perf_counter() - t0,
                                "peak_rss_mb": peak_rss_mb(), "processes": dist.world, "device": str(dist.device)}
         runs.write_json(run_dir / METRICS, result)
-        runs.write_done(run_dir, runs.RUN_OUTPUTS)
+        runs.write_done(run_dir, runs.run_outputs(cfg.dataset))
     _barrier(dist)
     return result
 
