@@ -159,7 +159,8 @@ def heatmap_player(
         labels = clip.frame_labels or [f"t={t}" for t in range(len(clip.frames))]
         steps = [{"method": "restyle", "args": [{"visible": visible(c, o, t)}], "label": labels[t]}
                  for t in range(len(clip.frames))]
-        return {"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "pad": {"t": 30}}
+        return {"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "pad": {"t": 30},
+                "x": 0.05, "len": 0.9}  # inset, so the first and last tick labels are not clipped
 
     buttons = [{"method": "update", "label": f"{clip.label} · {o}",
                 "args": [{"visible": visible(c, o, 0)}, {"sliders": [slider(c, o)]}]}
