@@ -3,8 +3,9 @@
 ``make book`` runs ``python -m egolib.book`` (preset ``demo``). The steps, in the order their inputs allow:
 
     01_data_prep         book/01_data_prep.ipynb -> runs/book/01_data_prep.ipynb   SynthKitchens, the data
-    02_pretrain          book/02_pretrain.ipynb  -> runs/book/02_pretrain.ipynb    the backbones' pre-training
     train <run>          book/03_train.ipynb     -> runs/<run>/train.ipynb         one per configs/variants.yaml entry
+    02_pretrain          book/02_pretrain.ipynb  -> runs/book/02_pretrain.ipynb    the backbones' pre-training (the runs
+                                                                                   make it; the chapter shows it)
     04_gsm_gates ... 07_efficiency               -> runs/book/<stem>.ipynb         after every training run
     results, run index   written from the run folders and the chapters' outputs -> runs/book/*.md
     html                 jupyter-book build (warnings are errors)               -> _build/html/index.html
@@ -15,7 +16,7 @@ headline numbers into ``runs/book/<stem>/`` (``summary.json``), which the result
 **Seeds.** ``--seed 1`` builds the book on another SynthKitchens draw (``data/synthkitchens-<preset>-s1``, run
 folders ``...-s1``) beside the first, whose data, run folders and pre-training caches it leaves untouched (the
 pages in ``runs/book/`` and the HTML are the last build's). ``--seeds 0,1,2`` also trains every run on the other
-draws (after the first seed's ``02_pretrain``), for ``egolib.seeds``' spread; the pages are the first seed's.
+draws, for ``egolib.seeds``' spread; the pages are the first seed's.
 
 **Cheap rebuilds.** Each executed step has a key: a hash of the notebook it executes, its parameters, the egolib
 code it imports (``egolib.codehash``: the modules its cells import, transitively) and the files it reads (for the
@@ -33,8 +34,7 @@ cores that gives 13-42 % more throughput than one 2-thread run (``cpu_budget.md`
 start from the trained GSM run of their backbone, so each waits for it.
 
 ``--launcher slurm`` trains each variant as a Slurm job through submitit (``egolib.launch``): its step submits the
-job, waits for it, then executes the training page here, which finds the run complete and only renders it; the
-pretraining chapter then comes after the training steps (the jobs pretrain what they need). ``--dataset epic100``
+job, waits for it, then executes the training page here, which finds the run complete and only renders it. ``--dataset epic100``
 builds on EPIC-KITCHENS-100 (without ``--data-root``, SynthKitchens in the EPIC-100 layout).
 """
 
@@ -508,18 +508,34 @@ class Book:
                 step = Step(chapter.stem, lambda s: "missing source", waits, status="missing source")
             (after if TRAIN in chapter.after else before).append(step)
         deps = train_dependencies(self.run_params)
-        first = "01_data_prep" if self.slurm is not None else "02_pretrain"  # Slurm: the jobs pretrain, 02 shows it
+        # Each training run pretrains what its backbone needs (cached once, shared under a lock), so the runs start
+        # right after the data; 02_pretrain then renders the caches. Run in turn, it would hold the build's
+        # longest serial stretch on one core while the other waits.
         training = [Step(f"train {name}", lambda s, p=p: self.run_training(p, s),
-                         (first,) + tuple(f"train {d}" for d in deps[name]))
-                    for name, p in zip(self.run_names, self.run_params, strict=True)]
-        if self.slurm is not None:
-            pretrain_step = next(s for s in before if s.name == "02_pretrain")
-            pretrain_step.after = tuple(s.name for s in training)
+                         ("01_data_prep",) + tuple(f"train {d}" for d in deps[name]))
+                    for name, p in start_order(self.run_names, self.run_params, deps)]
+        pretrain_step = next(s for s in before if s.name == "02_pretrain")
+        pretrain_step.after = tuple(s.name for s in training)
         everything = tuple(s.name for s in before + training + after)
         out = before + training + after + [Step("results and run index", self.write_pages, everything, soft=True)]
         if self.html:
             out.append(Step("html", self.build_html, ("results and run index",), soft=True))
         return out
+
+
+def start_order(names: list[str], params: list[dict[str, Any]], deps: dict[str, tuple[str, ...]]
+                ) -> list[tuple[str, dict[str, Any]]]:
+    """The order in which the training steps may start (each still waits for its ``deps``): longest first, so that
+    the build does not end on one long run while the other jobs idle. First the runs others wait for (the GSM
+    runs under GSM + EgoACO, with their EPIC pretraining), then R(2+1)D (3-frame snippets: the slowest run and
+    pretraining of the book, ``benchmarks/bench_models.py``), then ``configs/variants.yaml``'s order."""
+    needed = {d for ds in deps.values() for d in ds}
+
+    def rank(item: tuple[str, dict[str, Any]]) -> tuple[bool, bool]:
+        name, p = item
+        return name not in needed, p["backbone"] != "r2p1d34"
+
+    return sorted(zip(names, params, strict=True), key=rank)  # stable: ties keep the yaml's order
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -630,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     data = {"dataset": args.dataset, "data_root": args.data_root, "slurm": slurm}
     book = Book(preset=args.preset, seed=seeds[0], jobs=args.jobs, html=not args.no_html, **data)
-    # the other draws: their training runs only (after the first seed's 02_pretrain), for egolib.seeds' spread
+    # the other draws: their training runs only, for egolib.seeds' spread
     others = [s for seed in seeds[1:] for s in Book(preset=args.preset, seed=seed, **data).steps()
               if s.name.startswith("train ")]
     steps = book.steps() + others

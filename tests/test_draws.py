@@ -97,7 +97,7 @@ def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypat
     pages = [n for n in steps if not n.startswith("train ")]
     assert "01_data_prep" in pages and all(not n.endswith("-s2") for n in pages)  # one book: the first seed's
     for n in names[2]:
-        assert "02_pretrain" in steps[f"train {n}"].after  # after the stand-ins are made, once
+        assert "01_data_prep" in steps[f"train {n}"].after  # the runs make their draw's data and pretraining
     assert set(steps["results and run index"].after).isdisjoint({f"train {n}" for n in names[2]})
     gsm_egoaco = steps["train gsm_egoaco-bninc-epic-smoke-s2"]
     assert "train gsm-bninc-epic-smoke-s2" in gsm_egoaco.after  # its own draw's GSM run
