@@ -45,11 +45,13 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from egolib import ensemble, scores
+from egolib import ensemble, figures, scores
 from egolib import runs as run_files
+from egolib import seeds as draws
 
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", force=True)
 sns.set_theme(style="whitegrid")
+figures.use_book_renderer()
 pd.set_option("display.precision", 2)
 
 # %% tags=["parameters"]
@@ -58,6 +60,7 @@ seed: int = 0  # the member runs' seed
 runs: str = "runs"  # the runs root: member run folders, and book/06_ensembles/ for this chapter's tables
 average: str = "softmax"  # softmax: mean of softmax scores (the report) | logits: mean of raw logits (GSM code)
 config: str = "configs/ensembles.yaml"  # the ensembles file (Table 1)
+seeds: str = ""  # several draws, e.g. "0,1,2" (the first is `seed`): Table 2 as mean ± std over them; "": one draw
 
 # %% [markdown]
 # ## The member runs and the ensembles
@@ -290,6 +293,35 @@ sns.barplot(data=drop, y="name", x="drop", hue="task", ax=ax)
 ax.set(xlabel="S1 top-1 minus S2 top-1 (points)", ylabel="", title=f"S1 → S2 drop ({dataset})")
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## Over draws: which gaps are larger than the noise
+#
+# One SynthKitchens draw and one training seed give one Table 2, and another draw moves a single number by
+# points. With `seeds` (`make book SEEDS=0,1,2` trains every run on each draw: its own data, training seed and
+# EPIC backbones; `egolib.seeds`), each Table 2 number is shown as mean ± standard deviation over the draws, the
+# figure shows every draw's value, and the paired differences against Ensemble 3's best member (same draw, so
+# the draw's difficulty cancels) say whether a gap holds on every draw (`same_sign`).
+
+# %%
+seed_list = draws.parse_seeds(seeds) if seeds else [seed]
+if seed_list[0] != seed:
+    raise ValueError(f"seeds={seeds!r} must start with this chapter's seed ({seed}): its pages are that draw's")
+if len(seed_list) < 2:
+    display(Markdown(f"One draw (seed {seed}): no spread to show. `make book SEEDS=0,1,2` trains every run on "
+                     "three draws and fills this section."))
+else:
+    stacked = draws.stack(draws.table2s(runs, preset, seed_list, config=config, average=average))
+    spread = draws.spread(stacked)
+    ensemble.save_table(out, "table2_spread", spread)
+    display(draws.spread_table(spread))
+    figures.seed_spread_figure(stacked, title=f"Action top-1 over draws {seeds} ({preset})").show()
+    reference = draws.row_name(beats.set_index("ensemble").loc["ensemble3", "best_member"], seed)
+    gaps = draws.differences(stacked, reference)
+    ensemble.save_table(out, "table2_differences", gaps)
+    display(Markdown(f"Action top-1 minus that of `{reference}` (Ensemble 3's best member on seed {seed}), "
+                     "points, paired by draw:"))
+    display(gaps)
 
 # %% [markdown]
 # ## What this run of the chapter measured

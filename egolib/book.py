@@ -16,7 +16,8 @@ headline numbers into ``runs/book/<stem>/`` (``summary.json``), which the result
 **Seeds.** ``--seed 1`` builds the book on another SynthKitchens draw (``data/synthkitchens-<preset>-s1``, run
 folders ``...-s1``) beside the first, whose data, run folders and pre-training caches it leaves untouched (the
 pages in ``runs/book/`` and the HTML are the last build's). ``--seeds 0,1,2`` also trains every run on the other
-draws, for ``egolib.seeds``' spread; the pages are the first seed's.
+draws; the pages are the first seed's, and chapter 06 shows each Table 2 number as mean ± std over the draws
+(``egolib.seeds``), keyed on every draw's run folders.
 
 **Cheap rebuilds.** Each executed step has a key: a hash of the notebook it executes, its parameters, the egolib
 code it imports (``egolib.codehash``: the modules its cells import, transitively) and the files it reads (for the
@@ -34,8 +35,8 @@ cores that gives 13-42 % more throughput than one 2-thread run (``cpu_budget.md`
 start from the trained GSM run of their backbone, so each waits for it.
 
 ``--launcher slurm`` trains each variant as a Slurm job through submitit (``egolib.launch``): its step submits the
-job, waits for it, then executes the training page here, which finds the run complete and only renders it. ``--dataset epic100``
-builds on EPIC-KITCHENS-100 (without ``--data-root``, SynthKitchens in the EPIC-100 layout).
+job, waits for it, then executes the training page here, which finds the run complete and only renders it.
+``--dataset epic100`` builds on EPIC-KITCHENS-100 (without ``--data-root``, SynthKitchens in the EPIC-100 layout).
 """
 
 from __future__ import annotations
@@ -389,6 +390,7 @@ class Book:
     dataset: str = "epic55"
     data_root: str | None = None
     slurm: launch.SlurmOptions | None = None  # None: train in this process's kernels
+    draws: tuple[int, ...] = ()  # --seeds: every draw whose runs a `seeds` chapter (06) reads; () for one draw
     executed: set[str] = field(default_factory=set)  # chapter stems executed or reused in this build
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -406,8 +408,15 @@ class Book:
     def run_names(self) -> list[str]:
         return [RunConfig.from_params(p).name for p in self.run_params]
 
+    def draw_run_names(self) -> list[str]:
+        """The run folders of the other draws (``--seeds``), which a chapter with a ``seeds`` parameter reads."""
+        return [n for d in self.draws if d != self.seed
+                for n in Book(preset=self.preset, seed=d, dataset=self.dataset, data_root=self.data_root).run_names]
+
     def chapter_parameters(self, notebook: Path) -> dict[str, Any]:
         common = dict(zip(COMMON_PARAMETERS, (self.preset, self.seed, RUNS), strict=True))
+        if len(self.draws) > 1:
+            common["seeds"] = ",".join(map(str, self.draws))
         declared = declared_parameters(notebook)
         if "dataset" in declared or self.dataset == "epic55":  # 01 knows only EPIC-55's data_root
             common |= self.data_parameters
@@ -419,7 +428,8 @@ class Book:
         params = self.chapter_parameters(notebook)
 
         def key() -> str:
-            files = run_folder_files(self.run_names) if chapter.reads_runs else []
+            names = self.run_names + (self.draw_run_names() if "seeds" in params else [])
+            files = run_folder_files(names) if chapter.reads_runs else []
             for pattern in chapter.reads:
                 files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
             return step_key(notebook, params, files)
@@ -501,7 +511,10 @@ class Book:
         for chapter in CHAPTERS:
             waits = tuple(a for a in chapter.after if a != TRAIN) + (tuple(train_names) if TRAIN in chapter.after
                                                                     else ())
-            if (ROOT / "book" / f"{chapter.stem}.ipynb").exists():
+            notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
+            if notebook.exists():
+                if TRAIN in chapter.after and len(self.draws) > 1 and "seeds" in declared_parameters(notebook):
+                    waits += tuple(f"train {n}" for n in self.draw_run_names())  # it reads every draw's runs
                 step = Step(chapter.stem, lambda s, c=chapter: self.run_chapter(c, s), waits)
             else:
                 log.warning("book/%s.ipynb is missing: the chapter is left out of this build", chapter.stem)
@@ -645,7 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     data = {"dataset": args.dataset, "data_root": args.data_root, "slurm": slurm}
-    book = Book(preset=args.preset, seed=seeds[0], jobs=args.jobs, html=not args.no_html, **data)
+    book = Book(preset=args.preset, seed=seeds[0], jobs=args.jobs, html=not args.no_html,
+                draws=tuple(seeds) if len(seeds) > 1 else (), **data)
     # the other draws: their training runs only, for egolib.seeds' spread
     others = [s for seed in seeds[1:] for s in Book(preset=args.preset, seed=seed, **data).steps()
               if s.name.startswith("train ")]

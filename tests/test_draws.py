@@ -106,3 +106,21 @@ def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypat
     assert all(n.endswith("-s1") for n in (s.name for s in ran[-1]) if n.startswith("train "))
     with pytest.raises(SystemExit):
         book.main(["--preset", "smoke", "--seeds", "0,0"])
+
+
+def test_book_seeds_gives_chapter_06_every_draw_and_the_others_one(monkeypatch, tmp_path):
+    draws = book.Book(preset="smoke", seed=0, draws=(0, 2))
+    steps = {s.name: s for s in draws.steps()}
+    others = {f"train {n}" for n in book.Book(preset="smoke", seed=2).run_names}
+    assert others <= set(steps["06_ensembles"].after)  # it averages every draw's runs
+    assert others.isdisjoint(steps["04_gsm_gates"].after)  # the first draw's pages only
+    ensembles, gates = (book.ROOT / "book" / f"{c}.ipynb" for c in ("06_ensembles", "04_gsm_gates"))
+    assert draws.chapter_parameters(ensembles)["seeds"] == "0,2"
+    assert "seeds" not in draws.chapter_parameters(gates)
+    assert "seeds" not in book.Book(preset="smoke", seed=0).chapter_parameters(ensembles)  # one draw: as before
+    assert {f"train {n}" for n in draws.draw_run_names()} == others
+    read = []  # the run folders that 06's key hashes: every draw's
+    monkeypatch.setattr(book, "run_folder_files", lambda names: read.extend(names) or [])
+    monkeypatch.setattr(book.Book, "_execute_if_stale", lambda self, step, nb, out, params, key, title=None: key())
+    draws.run_chapter(next(c for c in book.CHAPTERS if c.stem == "06_ensembles"), steps["06_ensembles"])
+    assert set(read) == set(draws.run_names) | {n[len("train "):] for n in others}

@@ -5,6 +5,8 @@ rewriting a run's score files identically from its checkpoint."""
 import ast
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -37,7 +39,7 @@ def smoke_runs(smoke_book_view):
 def test_parameters_are_the_agreed_ones_typed_with_help():
     params = pm.inspect_notebook(str(NOTEBOOK))  # (tests/test_book.py checks the .py/.ipynb pairing)
     assert {k: p["inferred_type_name"] for k, p in params.items()} == {
-        "preset": "str", "seed": "int", "runs": "str", "average": "str", "config": "str"}
+        "preset": "str", "seed": "int", "runs": "str", "average": "str", "config": "str", "seeds": "str"}
     assert all(p["help"] for p in params.values())
     assert ast.literal_eval(params["average"]["default"]) in ensemble.AVERAGES
 
@@ -87,3 +89,33 @@ def test_chapter_runs_at_smoke_and_writes_its_tables(smoke_runs):
     assert "Skipped (no `checkpoint.pt` or `config.json` in the run folder): gsm-incv3-imagenet-smoke-s0" in text
     assert "SynthKitchens smoke" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
+
+
+@pytest.mark.slow
+def test_chapter_shows_the_spread_over_draws(smoke_runs):
+    config = ROOT / "configs" / "ensembles.yaml"
+    for name in (m.run_name("smoke", 0) for m in ensemble.load_config(config).runs()):
+        twin = smoke_runs / "runs" / re.sub(r"-s0$", "-s1", name)  # a second draw scoring as the first: no spread
+        twin.mkdir(exist_ok=True)
+        for split in ("s1", "s2"):
+            shutil.copy2(smoke_runs / "runs" / name / f"scores_{split}.npz", twin)
+    out_nb = smoke_runs / "06_seeds.ipynb"
+    params = {"preset": "smoke", "runs": "runs", "config": str(config), "seeds": "0,1"}
+    pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=params, cwd=str(smoke_runs), kernel_name="python3",
+                        progress_bar=False)
+    out = smoke_runs / "runs" / "book" / "06_ensembles"
+    table = pd.read_csv(out / "table2.csv").set_index(["name", "setting", "task"])
+    spread = pd.read_csv(out / "table2_spread.csv")
+    spread["name"] = [n if n in table.index.get_level_values("name") else f"{n}-s0" for n in spread["name"]]
+    spread = spread.set_index(["name", "setting", "task"])
+    assert (spread["seeds"] == 2).all() and set(spread.index) == set(table.index)
+    assert np.allclose(spread["top1_std"], 0) and np.allclose(spread["top1_mean"], table.loc[spread.index, "top1"],
+                                                                atol=1e-3)
+    gaps = pd.read_csv(out / "table2_differences.csv")
+    assert len(gaps) and np.allclose(gaps["diff_std"], 0)
+    nb = nbformat.read(out_nb, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)  # the spread figure
+    with pytest.raises(pm.PapermillExecutionError, match="must start with this chapter's seed"):
+        pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters={**params, "seeds": "1,0"}, cwd=str(smoke_runs),
+                            kernel_name="python3", progress_bar=False)
