@@ -108,7 +108,7 @@ def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypat
         book.main(["--preset", "smoke", "--seeds", "0,0"])
 
 
-def test_book_seeds_gives_chapter_06_every_draw_and_the_others_one(monkeypatch, tmp_path):
+def test_book_seeds_gives_chapter_06_every_draw_and_the_others_one(monkeypatch):
     draws = book.Book(preset="smoke", seed=0, draws=(0, 2))
     steps = {s.name: s for s in draws.steps()}
     others = {f"train {n}" for n in book.Book(preset="smoke", seed=2).run_names}
