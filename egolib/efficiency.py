@@ -137,10 +137,24 @@ def summary(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # Run folders
 
 
-def run_folder(runs_root: str | Path, variant: dict[str, str], preset: str, seed: int) -> Path:
-    """``<runs_root>/<method>-<backbone>-<pretrain>-<preset>-s<seed>``."""
+def run_folder(runs_root: str | Path, variant: dict[str, str], preset: str, seed: int,
+               dataset: str = "epic55") -> Path:
+    """``<runs_root>/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>`` (``RunConfig.name``)."""
     member = Member(method=variant["method"], backbone=variant["backbone"], pretrain=variant["pretrain"])
-    return Path(runs_root) / member.run_name(preset, seed)
+    return Path(runs_root) / member.run_name(preset, seed, dataset)
+
+
+# The labelled splits of a run's metrics.json and where their top-1 sits: EPIC-55 S1/S2 (``s1.<task>.top1``),
+# EPIC-100 validation (``validation.overall.<task>.top1``).
+LABELLED_SPLITS = {"epic55": ("s1", "s2"), "epic100": ("validation",)}
+
+
+def top1(metrics: dict[str, Any], split: str, task: str) -> float:
+    """Top-1 (%) of ``task`` on ``split`` from a run's ``metrics.json``; NaN when the split has no metrics."""
+    if split not in metrics:
+        return float("nan")
+    m = metrics[split].get("overall", metrics[split])  # EPIC-100 keeps its all-segments accuracy under "overall"
+    return 100 * m[task]["top1"]
 
 
 def run_results(
@@ -148,16 +162,18 @@ def run_results(
     variants: list[dict[str, str]],
     preset: str,
     seed: int,
+    dataset: str = "epic55",
 ) -> tuple[pd.DataFrame, list[str]]:
     """Test accuracy and training cost of each complete run folder (``DONE`` present).
 
     Returns:
-        ``(table, notes)``: one row per complete run (top-1 % per split and task, training seconds, seconds per
-        optimiser step and per clip from ``log.csv``, peak RSS) and a note for each variant skipped.
+        ``(table, notes)``: one row per complete run (top-1 % per labelled split and task, ``top1_<task>_<split>``
+        for ``LABELLED_SPLITS[dataset]``; training seconds, seconds per optimiser step and per clip from
+        ``log.csv``, peak RSS) and a note for each variant skipped.
     """
     rows, notes = [], []
     for v in variants:
-        folder = run_folder(runs_root, v, preset, seed)
+        folder = run_folder(runs_root, v, preset, seed, dataset)
         if not (folder / "DONE").is_file():
             notes.append(f"{folder.name}: no complete run folder (no DONE) - skipped")
             continue
@@ -169,9 +185,9 @@ def run_results(
             "backbone": v["backbone"],
             "pretrain": v["pretrain"],
         }
-        for split in ("s1", "s2"):
+        for split in LABELLED_SPLITS[dataset]:
             for task in ("verb", "noun", "action"):
-                row[f"top1_{task}_{split}"] = 100 * metrics[split][task]["top1"] if split in metrics else float("nan")
+                row[f"top1_{task}_{split}"] = top1(metrics, split, task)
         resources = metrics.get("resources", {})
         row.update(
             train_s=resources.get("train_s", float("nan")),

@@ -8,11 +8,16 @@ Read top-down:
     members      a run's score files (``egolib.scores``); a missing run names the command that trains it
     averaging    checks (same uids, class spaces, action vocabulary), then the mean of softmax scores (the
                  report "averages classification scores") or of raw logits (the released GSM code sums logits)
-    tables       Table 1 (membership), Table 2 (EPIC-55 metrics per setting through ``egolib.metrics``)
+    tables       Table 1 (membership), Table 2 (EPIC-55 metrics per setting through ``egolib.metrics``); on
+                 EPIC-100, the EPIC-100 metrics table (validation: overall, tail classes, unseen participants)
     ablations    leave-one-out, greedy forward selection, accuracy vs size, nested vs flat, pairwise
                  disagreement and oracle accuracy, the GSM test protocol (full frame vs centre crop)
     CLI          ``python -m egolib.ensemble --runs runs --preset demo --out DIR`` (Table 2, score files, zips);
                  ``python -m egolib.ensemble rescore runs/<name>`` (a run's score files from its checkpoint)
+
+Datasets: EPIC-55 runs score S1 and S2 (``scores_s1.npz``, ``scores_s2.npz``), EPIC-100 runs ``validation`` (public
+labels) and ``test`` (hidden labels); every function below takes the splits its scores hold, and the ablations use
+the labelled ones.
 
 An ensemble's averaged scores are a score file like a run's (``average`` says which mean it holds). A nested
 member (Ensemble 3 holds Ensembles 1 and 2) enters the mean as one member with its own averaged scores, so the
@@ -37,16 +42,30 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from egolib import metrics, paper, runs, scores, submission
-from egolib.config import BACKBONES, METHODS, PRESETS, PRETRAINS, RunConfig
+from egolib import epic, metrics, paper, runs, scores, submission
+from egolib.config import BACKBONES, DATASETS, METHODS, PRESETS, PRETRAINS, RunConfig
 from egolib.scores import TASKS, Scores
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("s1", "s2")
-SETTINGS = {"s1": "S1", "s2": "S2"}
+SPLITS = ("s1", "s2")  # EPIC-55's test splits; ``splits(dataset)`` gives any dataset's
+SETTINGS = {"s1": "S1", "s2": "S2", "validation": "validation", "test": "test"}  # how tables name a split
 AVERAGES = ("softmax", "logits")
 TABLE2_COLUMNS = ["name", "setting", "task", "top1", "top5", "precision", "recall"]
+EPIC100_TABLE = "epic100_metrics"  # <out>/epic100_metrics.csv: the EPIC-100 table, in place of table2.csv
+
+
+def splits(dataset: str = "epic55") -> tuple[str, ...]:
+    """The test splits a run of ``dataset`` scores: ``s1, s2`` (EPIC-55) or ``validation, test`` (EPIC-100)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return runs.TEST_SPLITS[dataset]
+
+
+def labelled_splits(split_scores: Mapping[str, Scores]) -> list[str]:
+    """The splits of ``split_scores`` whose labels are public (EPIC-55 SynthKitchens: S1 and S2; EPIC-100:
+    validation), in order."""
+    return [split for split, s in split_scores.items() if s.labelled]
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ensembles.yaml"
 
 
@@ -86,10 +105,11 @@ class Member:
     def is_run(self) -> bool:
         return self.ensemble is None
 
-    def run_name(self, preset: str, seed: int) -> str:
-        """The run folder's name, as ``RunConfig.name`` spells it (e.g. ``gsm-bninc-epic-demo-s0``)."""
+    def run_name(self, preset: str, seed: int, dataset: str = "epic55") -> str:
+        """The run folder's name, as ``RunConfig.name`` spells it (e.g. ``gsm-bninc-epic-demo-s0``,
+        ``gsm-bninc-epic-demo-epic100-s0``)."""
         return RunConfig(method=self.method, backbone=self.backbone, pretrain=self.pretrain, preset=preset,
-                         seed=seed).name
+                         seed=seed, dataset=dataset).name
 
     def label(self) -> str:
         return self.ensemble if self.ensemble else f"{self.method}-{self.backbone}-{self.pretrain}"
@@ -227,31 +247,35 @@ class MissingRunError(FileNotFoundError):
     """Member runs without score files; the message lists each run and the command that trains it."""
 
 
-def train_command(member: Member, preset: str, seed: int, runs_root: str | Path = "runs") -> str:
+def train_command(member: Member, preset: str, seed: int, runs_root: str | Path = "runs",
+                  dataset: str = "epic55") -> str:
     """The papermill command that trains (or resumes) a member run into ``<runs_root>/<name>/``.
 
-    The ``paper`` preset trains on the real EPIC-Kitchens-55 frames, so its command carries a ``data_root``
+    The ``paper`` preset trains on the real EPIC-Kitchens frames, so its command carries a ``data_root``
     placeholder for the reader to fill in.
     """
-    name = member.run_name(preset, seed)
+    name = member.run_name(preset, seed, dataset)
     params = {"method": member.method, "backbone": member.backbone, "pretrain": member.pretrain, "preset": preset,
               "seed": str(seed)}
+    if dataset != "epic55":
+        params["dataset"] = dataset
     if Path(runs_root) != Path("runs"):
         params["run_dir"] = str(Path(runs_root) / name)
     flags = " ".join(f"-p {k} {shlex.quote(v)}" for k, v in params.items())
     if preset == "paper":
-        flags += " -p data_root <EPIC-Kitchens-55 root>"
+        flags += f" -p data_root <{'EPIC-Kitchens-55' if dataset == 'epic55' else 'EPIC-KITCHENS-100'} root>"
     return f"papermill book/03_train.ipynb {shlex.quote(str(Path(runs_root) / name / 'train.ipynb'))} {flags}"
 
 
-def load_run(run_dir: str | Path) -> dict[str, Scores]:
-    """Both splits' score files of a run folder (``scores_s1.npz``, ``scores_s2.npz``)."""
+def load_run(run_dir: str | Path, dataset: str = "epic55") -> dict[str, Scores]:
+    """The score files of a run folder: ``scores_s1.npz`` and ``scores_s2.npz`` (EPIC-55), ``scores_validation.npz``
+    and ``scores_test.npz`` (EPIC-100)."""
     run_dir = Path(run_dir)
-    return {split: scores.read(run_dir / f"scores_{split}.npz") for split in SPLITS}
+    return {split: scores.read(run_dir / f"scores_{split}.npz") for split in splits(dataset)}
 
 
 def load_runs(config: EnsembleConfig, runs_root: str | Path, preset: str, seed: int = 0,
-              names: Sequence[str] | None = None) -> dict[str, dict[str, Scores]]:
+              names: Sequence[str] | None = None, dataset: str = "epic55") -> dict[str, dict[str, Scores]]:
     """The score files of every run of the ensembles ``names`` (all when None), keyed by run folder name.
 
     Raises:
@@ -259,14 +283,13 @@ def load_runs(config: EnsembleConfig, runs_root: str | Path, preset: str, seed: 
         egolib.scores.ScoreFileError: a score file in the old format (with the command that rewrites it).
     """
     members = config.runs() if names is None else list(dict.fromkeys(r for n in names for r in config.runs(n)))
-    missing = [m for m in members
-               if not all((Path(runs_root) / m.run_name(preset, seed) / f"scores_{s}.npz").exists() for s in SPLITS)]
+    folder = {m: Path(runs_root) / m.run_name(preset, seed, dataset) for m in members}
+    missing = [m for m in members if not all((folder[m] / f"scores_{s}.npz").exists() for s in splits(dataset))]
     if missing:
-        lines = "\n".join(f"  {Path(runs_root) / m.run_name(preset, seed)}: {train_command(m, preset, seed, runs_root)}"
-                          for m in missing)
+        lines = "\n".join(f"  {folder[m]}: {train_command(m, preset, seed, runs_root, dataset)}" for m in missing)
         raise MissingRunError(f"{len(missing)} member run(s) of the ensembles have no score files; train each with "
                               f"its command (from the repository root):\n{lines}")
-    return {m.run_name(preset, seed): load_run(Path(runs_root) / m.run_name(preset, seed)) for m in members}
+    return {folder[m].name: load_run(folder[m], dataset) for m in members}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,11 +400,13 @@ def combine(members: Mapping[str, Scores], average: str = "softmax",
 
 
 def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-                       seed: int = 0, average: str = "softmax") -> dict[str, dict[str, Scores]]:
-    """Every ensemble of ``config``, nested members computed first, per split.
+                       seed: int = 0, average: str = "softmax", dataset: str = "epic55"
+                       ) -> dict[str, dict[str, Scores]]:
+    """Every ensemble of ``config``, nested members computed first, per split (the splits the runs scored).
 
     Args:
         run_scores: run folder name -> split -> Scores (``load_runs``).
+        dataset: the runs' dataset (it names their folders).
 
     Returns:
         ensemble name -> split -> its averaged Scores.
@@ -392,9 +417,10 @@ def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[
         if name not in done:
             parts = {}
             for m in config.members(name):
-                key = m.run_name(preset, seed) if m.is_run else m.ensemble
+                key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
                 parts[key] = run_scores[key] if m.is_run else build(m.ensemble)
-            done[name] = {split: combine({k: v[split] for k, v in parts.items()}, average) for split in SPLITS}
+            split_names = next(iter(parts.values()))
+            done[name] = {split: combine({k: v[split] for k, v in parts.items()}, average) for split in split_names}
         return done[name]
 
     for name in config.ensembles:
@@ -409,11 +435,8 @@ def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[
 def metrics_rows(name: str, split_scores: Mapping[str, Scores]) -> list[dict[str, Any]]:
     """Table 2 rows (percent) of one run or ensemble: one per labelled setting and task."""
     rows = []
-    for split in SPLITS:
-        s = split_scores[split]
-        if not s.labelled:
-            continue
-        m = s.metrics()
+    for split in labelled_splits(split_scores):
+        m = split_scores[split].metrics()
         rows += [{"name": name, "setting": SETTINGS[split], "task": t,
                   **{k: 100 * m[t][k] for k in ("top1", "top5", "precision", "recall")}} for t in TASKS]
     return rows
@@ -425,6 +448,76 @@ def table2(results: Mapping[str, Mapping[str, Scores]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
 
 
+def submitted_scores(s: Scores) -> dict[str, np.ndarray]:
+    """The verb and noun scores as a challenge server reads them, logits whose softmax it takes: a run's or a logit
+    mean's as they are, a softmax mean as its logarithm (whose softmax is the mean itself).
+
+    Returns:
+        ``{"verb": (N, V), "noun": (N, Nn)}`` float64.
+    """
+    if s.average == "softmax":
+        return {t: np.log(np.maximum(getattr(s, t).astype(np.float64), 1e-300)) for t in ("verb", "noun")}
+    return {t: getattr(s, t).astype(np.float64) for t in ("verb", "noun")}
+
+
+def epic100_metrics(s: Scores, annotations: epic.Epic100) -> dict[str, dict[str, Any]]:
+    """``egolib.metrics.epic100_metrics`` of validation scores (a run's or an ensemble's): overall, tail classes and
+    unseen participants, actions from the verb x noun product of ``submitted_scores`` (as the official evaluation;
+    for a run these are exactly the numbers of its ``metrics.json``).
+
+    Args:
+        s: validation scores, uids = narration ids.
+        annotations: the dataset's EPIC-100 annotations (validation labels, tail classes, unseen participants).
+
+    Raises:
+        ValueError: the scores are unlabelled, or their segments or labels are not the annotations' validation set.
+    """
+    if not s.labelled:
+        raise ValueError("the EPIC-100 metrics need labelled scores: score the validation split, not test")
+    val = annotations.validation.set_index("narration_id")
+    unknown = [u for u in s.uid.tolist() if u not in val.index]
+    if unknown:
+        raise ValueError(f"{len(unknown)} scored segment(s) are not in the validation annotations (first: "
+                         f"{unknown[:3]}): the scores come from another dataset")
+    val = val.loc[s.uid.tolist()]  # the scores' row order
+    if not (np.array_equal(val["verb_class"].to_numpy(), s.verb_label)
+            and np.array_equal(val["noun_class"].to_numpy(), s.noun_label)):
+        raise ValueError("the scores' labels differ from the validation annotations: they come from another draw")
+    logits = submitted_scores(s)
+    return metrics.epic100_metrics(logits["verb"], logits["noun"], s.verb_label, s.noun_label,
+                                   val["participant_id"].tolist(), annotations.tail_verbs, annotations.tail_nouns,
+                                   annotations.unseen_validation)
+
+
+def epic100_table(results: Mapping[str, Mapping[str, Scores]], annotations: epic.Epic100) -> pd.DataFrame:
+    """The EPIC-100 metrics table in place of Table 2: one row per run or ensemble, on validation, in percent.
+
+    Returns:
+        ``egolib.metrics.epic100_table`` of ``epic100_metrics`` per name: columns ``overall <task> top1/top5``,
+        ``tail <task> top1``, ``unseen <task> top1``; indexed by ``name``.
+    """
+    table = metrics.epic100_table({name: epic100_metrics(split_scores["validation"], annotations)
+                                   for name, split_scores in results.items()})
+    return table.rename_axis("name")
+
+
+def annotations_of(preset: str, seed: int = 0, dataset: str = "epic100") -> epic.Epic100:
+    """The EPIC-100 annotations of the embedded SynthKitchens draw the runs of ``preset`` and ``seed`` used
+    (``RunConfig.dataset_path``, relative to the working directory).
+
+    Raises:
+        FileNotFoundError: the draw is not there; the message says how to make it.
+    """
+    if dataset != "epic100":
+        raise ValueError(f"only EPIC-100 runs are scored with the EPIC-100 metrics, not {dataset!r}")
+    root = RunConfig(preset=preset, seed=seed, dataset=dataset).dataset_path
+    if not (root / "annotations").is_dir():
+        raise FileNotFoundError(f"no annotations in {root}: the runs' data set is missing; train a run "
+                                f"(book/03_train.ipynb with -p dataset {dataset}) to generate it, from the "
+                                "repository root")
+    return epic.load_epic100(root / "annotations")
+
+
 def wide(table: pd.DataFrame, metrics_: Sequence[str] = ("top1", "top5", "precision", "recall")) -> pd.DataFrame:
     """Table 2 laid out as the report prints it: rows (setting, name), columns (metric, task)."""
     out = table.pivot_table(index=["setting", "name"], columns="task", values=list(metrics_), sort=False)
@@ -434,15 +527,28 @@ def wide(table: pd.DataFrame, metrics_: Sequence[str] = ("top1", "top5", "precis
 def top1(s: Scores) -> dict[str, float]:
     """Top-1 accuracy (fraction) per task, ranked as ``egolib.metrics`` ranks (ties: higher class id first).
 
-    The quick path for the ablations, which average hundreds of subsets; equal to ``Scores.metrics()``'s top1.
+    The quick path for the ablations, which average hundreds of subsets; equal to ``Scores.metrics()``'s top1 (on
+    EPIC-100, to ``epic100_metrics``' overall top1: see ``predicted``).
     """
     if not s.labelled:
         raise ValueError("top-1 accuracy needs test labels")
     return {t: float(np.mean(correct(s, t))) for t in TASKS}
 
 
+def ranks_actions_by_product(s: Scores) -> bool:
+    """True for scores of EPIC-100 runs (``egolib.train`` names their data "EPIC-KITCHENS-100" or "..., EPIC-100
+    layout"): EPIC-100's evaluation ranks actions by the verb x noun softmax product, never by an action head."""
+    return "EPIC-KITCHENS-100" in s.dataset or "EPIC-100" in s.dataset
+
+
 def predicted(s: Scores, task: str = "action") -> np.ndarray:
-    """(N,) top-1 class per segment; for actions encoded ``verb * num_nouns + noun`` (the metrics' encoding)."""
+    """(N,) top-1 class per segment; for actions encoded ``verb * num_nouns + noun`` (the metrics' encoding).
+
+    Actions come from the averaged action scores, except on EPIC-100 (``ranks_actions_by_product``), whose best
+    action is the best pair of the verb x noun product: the top-1 verb with the top-1 noun.
+    """
+    if task == "action" and ranks_actions_by_product(s):
+        return predicted(s, "verb") * s.noun.shape[1] + predicted(s, "noun")
     pred = metrics.rank_classes(getattr(s, task))[:, 0]
     if task == "action":
         pairs = s.action_pairs[pred]  # (N, 2)
@@ -457,20 +563,20 @@ def correct(s: Scores, task: str = "action") -> np.ndarray:
 
 
 def top1_rows(name: str, split_scores: Mapping[str, Scores], **extra: Any) -> list[dict[str, Any]]:
-    """Top-1 accuracy (percent) rows: name, setting, task, top1, plus ``extra`` columns."""
+    """Top-1 accuracy (percent) rows of the labelled splits: name, setting, task, top1, plus ``extra`` columns."""
     return [{"name": name, **extra, "setting": SETTINGS[split], "task": t, "top1": 100 * v}
-            for split in SPLITS for t, v in top1(split_scores[split]).items()]
+            for split in labelled_splits(split_scores) for t, v in top1(split_scores[split]).items()]
 
 
 def beats_best_member(config: EnsembleConfig, results: Mapping[str, Mapping[str, Scores]],
                       run_scores: Mapping[str, Mapping[str, Scores]], preset: str, seed: int = 0,
-                      split: str = "s1", task: str = "action") -> pd.DataFrame:
-    """Each ensemble's top-1 against its best direct member (a run or a nested ensemble), in percent."""
+                      split: str = "s1", task: str = "action", dataset: str = "epic55") -> pd.DataFrame:
+    """Each ensemble's top-1 on ``split`` against its best direct member (a run or a nested ensemble), in percent."""
     rows = []
     for name in config.ensembles:
         members = {}
         for m in config.members(name):
-            key = m.run_name(preset, seed) if m.is_run else m.ensemble
+            key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
             members[key] = (run_scores[key] if m.is_run else results[m.ensemble])[split]
         accs = {k: 100 * top1(v)[task] for k, v in members.items()}
         best = max(accs, key=accs.get)
@@ -485,24 +591,26 @@ def beats_best_member(config: EnsembleConfig, results: Mapping[str, Mapping[str,
 
 
 def _nested(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-            seed: int, average: str, drop: str | None = None) -> dict[str, Scores]:
+            seed: int, average: str, drop: str | None = None, dataset: str = "epic55") -> dict[str, Scores]:
     """Ensemble ``name`` recomputed (nested members too), without its direct member ``drop``."""
-    sub = {k: tuple(m for m in ms if not (k == name and (m.run_name(preset, seed) if m.is_run else m.ensemble)
-                                            == drop)) for k, ms in config.ensembles.items()}
-    return evaluate_ensembles(EnsembleConfig(sub, config.path), run_scores, preset, seed, average)[name]
+    sub = {k: tuple(m for m in ms if not (k == name and (m.run_name(preset, seed, dataset) if m.is_run
+                                                         else m.ensemble) == drop))
+           for k, ms in config.ensembles.items()}
+    return evaluate_ensembles(EnsembleConfig(sub, config.path), run_scores, preset, seed, average, dataset)[name]
 
 
 def leave_one_out(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-                  seed: int = 0, average: str = "softmax") -> pd.DataFrame:
-    """Ensemble ``name`` without each of its direct members in turn: top-1 (percent) per setting and task.
+                  seed: int = 0, average: str = "softmax", dataset: str = "epic55") -> pd.DataFrame:
+    """Ensemble ``name`` without each of its direct members in turn: top-1 (percent) per labelled setting and task.
 
     Returns:
         Rows ``dropped`` ("none" for the full ensemble), setting, task, top1, and ``change`` against the full one.
     """
-    rows = top1_rows(name, _nested(config, name, run_scores, preset, seed, average), dropped="none")
+    rows = top1_rows(name, _nested(config, name, run_scores, preset, seed, average, dataset=dataset), dropped="none")
     for m in config.members(name):
-        key = m.run_name(preset, seed) if m.is_run else m.ensemble
-        rows += top1_rows(name, _nested(config, name, run_scores, preset, seed, average, drop=key), dropped=key)
+        key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
+        rows += top1_rows(name, _nested(config, name, run_scores, preset, seed, average, drop=key, dataset=dataset),
+                          dropped=key)
     table = pd.DataFrame(rows)
     full = table[table["dropped"] == "none"].set_index(["setting", "task"])["top1"]
     table["change"] = table["top1"] - table.set_index(["setting", "task"]).index.map(full)
@@ -512,7 +620,7 @@ def leave_one_out(config: EnsembleConfig, name: str, run_scores: Mapping[str, Ma
 def flat(run_scores: Mapping[str, Mapping[str, Scores]], names: Sequence[str],
          average: str = "softmax") -> dict[str, Scores]:
     """The equal-weight mean of the runs ``names`` (no nesting), per split."""
-    return {split: combine({n: run_scores[n][split] for n in names}, average) for split in SPLITS}
+    return {split: combine({n: run_scores[n][split] for n in names}, average) for split in run_scores[names[0]]}
 
 
 def greedy_selection(run_scores: Mapping[str, Mapping[str, Scores]], average: str = "softmax",
@@ -530,30 +638,32 @@ def greedy_selection(run_scores: Mapping[str, Mapping[str, Scores]], average: st
         best = max(pool, key=lambda n: top1(trials[n][split])[task])
         chosen.append(best)
         pool.remove(best)
-        acc = {f"{SETTINGS[s]} {t}": 100 * v for s in SPLITS for t, v in top1(trials[best][s]).items()}
+        acc = {f"{SETTINGS[s]} {t}": 100 * v for s in labelled_splits(trials[best])
+               for t, v in top1(trials[best][s]).items()}
         rows.append({"step": len(chosen), "added": best, **acc})
     return pd.DataFrame(rows)
 
 
 def size_curve(run_scores: Mapping[str, Mapping[str, Scores]], average: str = "softmax",
                max_subsets: int = 300, seed: int = 0) -> pd.DataFrame:
-    """Top-1 of flat ensembles of every size: all subsets of each size (a seeded sample of ``max_subsets`` when
-    there are more).
+    """Top-1 of flat ensembles of every size on the labelled splits: all subsets of each size (a seeded sample of
+    ``max_subsets`` when there are more).
 
     Returns:
         One row per (size, subset, setting, task): size, subset ("+"-joined names), setting, task, top1 (%).
     """
     names = list(run_scores)
     rng = np.random.default_rng(seed)
-    aligned = {s: check_compatible({n: run_scores[n][s] for n in names}) for s in SPLITS}  # same row order
-    spaces = {(n, s): in_space(aligned[s][n], average) for n in names for s in SPLITS}
+    labelled = labelled_splits(run_scores[names[0]])
+    aligned = {s: check_compatible({n: run_scores[n][s] for n in names}) for s in labelled}  # same row order
+    spaces = {(n, s): in_space(aligned[s][n], average) for n in names for s in labelled}
     rows = []
     for k in range(1, len(names) + 1):
         subsets = list(itertools.combinations(names, k))
         if len(subsets) > max_subsets:
             subsets = [subsets[i] for i in sorted(rng.choice(len(subsets), max_subsets, replace=False))]
         for subset in subsets:
-            for s in SPLITS:
+            for s in labelled:
                 mean = {t: np.mean([spaces[(n, s)][t] for n in subset], axis=0).astype(np.float32) for t in TASKS}
                 acc = top1(aligned[s][subset[0]].replace(**mean, average=average, members=subset))
                 rows += [{"size": k, "subset": "+".join(subset), "setting": SETTINGS[s], "task": t, "top1": 100 * v}
@@ -600,6 +710,18 @@ def s1_s2_drop(table: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index()
 
 
+def unseen_drop(table: pd.DataFrame) -> pd.DataFrame:
+    """EPIC-100's counterpart of the S1 -> S2 drop: validation top-1 over all segments minus top-1 on the unseen
+    participants' segments, per name and task, in points, from an ``epic100_table``.
+
+    Returns:
+        Rows ``name, task, overall, unseen, drop``.
+    """
+    rows = [{"name": name, "task": t, "overall": r[f"overall {t} top1"], "unseen": r[f"unseen {t} top1"],
+             "drop": r[f"overall {t} top1"] - r[f"unseen {t} top1"]} for name, r in table.iterrows() for t in TASKS]
+    return pd.DataFrame(rows, columns=["name", "task", "overall", "unseen", "drop"])
+
+
 # --------------------------------------------------------------------------------------------------
 # 7. The GSM test protocol: re-scoring a run from its checkpoint
 
@@ -636,7 +758,7 @@ def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progre
     dist = train.setup_distributed(cfg)
     data = train.load_data(cfg, progress=progress)
     model = models.load_model(ckpt).to(dist.device)
-    return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in SPLITS}
+    return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in data.test_splits}
 
 
 def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -685,7 +807,8 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
             continue
         own = json.loads((run_dir / "metrics.json").read_text()).get("protocol", {}).get("crop") \
             if (run_dir / "metrics.json").exists() else None
-        out[name] = {crop: load_run(run_dir) if crop == own else
+        dataset = run_config(run_dir).dataset
+        out[name] = {crop: load_run(run_dir, dataset) if crop == own else
                      rescore_split_scores(run_dir, crop=crop, progress=progress, device=device)
                      for crop in ("full", "centre")}
         for crop, split_scores in out[name].items():
@@ -698,42 +821,57 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
 
 
 def write_submission(path: str | Path, split_scores: Mapping[str, Scores]) -> Path:
-    """The EPIC-55 challenge zip (``seen.json`` = S1, ``unseen.json`` = S2) of an ensemble or run.
+    """The challenge zip of an ensemble or run: EPIC-55's (``seen.json`` = S1, ``unseen.json`` = S2) or, for scores
+    of EPIC-100's splits, EPIC-100's (``test.json``, ``write_epic100_submission``).
 
-    Verb and noun scores go in as logits: a softmax mean is submitted as its logarithm, whose softmax (what the
-    server computes) is the mean itself. Each segment's 100 best actions go in when there are 100 pairs.
+    Verb and noun scores go in as logits (``submitted_scores``): a softmax mean is submitted as its logarithm, whose
+    softmax (what the server computes) is the mean itself. Each segment's 100 best actions go in when there are
+    100 pairs (EPIC-55; EPIC-100's server ranks the verb x noun products itself).
     """
+    if "test" in split_scores:
+        return write_epic100_submission(path, split_scores["test"])
     docs = []
     for split in SPLITS:
         s = split_scores[split]
-        verb, noun = (np.log(np.maximum(x.astype(np.float64), 1e-300)) if s.average == "softmax" else x
-                      for x in (s.verb, s.noun))
+        verb, noun = submitted_scores(s).values()
         enough = s.action.shape[1] >= min(metrics.ACTION_TOP_K, s.verb.shape[1] * s.noun.shape[1])
         docs.append(submission.epic55_json(s.uid.tolist(), verb, noun,
                                            action_scores=s.action_ranks() if enough else None))
     return submission.write_epic55_submission(path, *docs)
 
 
+def write_epic100_submission(path: str | Path, test: Scores) -> Path:
+    """The EPIC-100 challenge zip (``test.json``, version 0.2) of an ensemble's or a run's test scores."""
+    logits = submitted_scores(test)
+    return submission.write_epic100_submission(path, submission.epic100_json(test.uid.tolist(), logits["verb"],
+                                                                             logits["noun"]))
+
+
 def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
-        config: str | Path = DEFAULT_CONFIG, average: str = "softmax") -> pd.DataFrame:
-    """Every ensemble of ``config``: writes ``out/<ensemble>_s1.npz`` / ``_s2.npz``, ``out/table2.csv`` (one row
-    per ensemble and per member run, setting and task) and, when the test labels are hidden (the real EPIC-55
-    test set), ``out/<ensemble>_submission.zip``.
+        config: str | Path = DEFAULT_CONFIG, average: str = "softmax", dataset: str = "epic55") -> pd.DataFrame:
+    """Every ensemble of ``config``: writes ``out/<ensemble>_<split>.npz`` for each split the runs scored and, when
+    a split's labels are hidden (the real EPIC-55 test set, EPIC-100's test split), ``out/<ensemble>_submission.zip``.
+    EPIC-55: ``out/table2.csv`` (one row per ensemble and per member run, setting and task). EPIC-100:
+    ``out/epic100_metrics.csv`` (``epic100_table``: one row per ensemble and member run, on validation).
 
     Returns:
-        Table 2 (long format, percent); empty when no split has labels.
+        EPIC-55: Table 2 (long format, percent), empty when no split has labels. EPIC-100: the EPIC-100 table.
     """
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; choose one of {', '.join(AVERAGES)}")
     cfg = load_config(config)
-    run_scores = load_runs(cfg, runs_root, preset, seed)
-    results = evaluate_ensembles(cfg, run_scores, preset, seed, average)
+    run_scores = load_runs(cfg, runs_root, preset, seed, dataset=dataset)
+    results = evaluate_ensembles(cfg, run_scores, preset, seed, average, dataset)
     out = Path(out)
     for name, split_scores in results.items():
         for split, s in split_scores.items():
             scores.write(out / f"{name}_{split}.npz", s)
         if not all(s.labelled for s in split_scores.values()):
             write_submission(out / f"{name}_submission.zip", split_scores)
+    if dataset == "epic100":
+        table = epic100_table({**results, **run_scores}, annotations_of(preset, seed, dataset))
+        runs.write_text(out / f"{EPIC100_TABLE}.csv", table.to_csv(float_format="%.4f"))
+        return table
     table = table2({**results, **run_scores})
     runs.write_text(out / "table2.csv", table.to_csv(index=False, float_format="%.4f"))
     return table
@@ -777,15 +915,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs", help="the runs root holding <method>-<backbone>-... folders")
     parser.add_argument("--preset", required=True, choices=PRESETS, help="the preset the member runs were trained at")
     parser.add_argument("--seed", type=int, default=0, help="the member runs' seed")
+    parser.add_argument("--dataset", default="epic55", choices=DATASETS,
+                        help="the member runs' dataset (epic100: the EPIC-100 metrics table on validation)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="the ensembles file (Table 1)")
     parser.add_argument("--average", default="softmax", choices=AVERAGES,
                         help="softmax: mean of softmax scores (the report); logits: mean of raw logits (GSM code)")
     parser.add_argument("--out", required=True, help="where the ensembles' score files and table2.csv go")
     args = parser.parse_args(argv)
     try:
-        table = run(args.runs, args.preset, args.out, seed=args.seed, config=args.config, average=args.average)
-    except (MissingRunError, scores.ScoreFileError) as err:
+        table = run(args.runs, args.preset, args.out, seed=args.seed, config=args.config, average=args.average,
+                    dataset=args.dataset)
+    except (MissingRunError, scores.ScoreFileError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
+    if args.dataset == "epic100":
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.round(2).to_string())
+        print(f"\nwritten to {args.out}: {EPIC100_TABLE}.csv, each ensemble's score files and EPIC-100 challenge zip")
+        return
     if table.empty:
         print(f"no test labels (hidden test set): challenge zips written to {args.out}")
         return

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from egolib import ensemble, gsm, models, train, transforms
-from egolib.config import RunConfig
+from egolib.config import DATASETS, RunConfig
 from egolib.synthetic_render import REVERSAL_PAIRS
 
 BRANCHES = ("act", "obj", "ctx")
@@ -233,14 +233,16 @@ def random_peaks(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def train_command(name: str, runs: str | Path = "runs") -> str:
-    """The papermill command that trains the run ``<method>-<backbone>-<pretrain>-<preset>-s<seed>``
+    """The papermill command that trains the run ``<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>``
     (``egolib.ensemble.train_command``; a name of another shape gets a command with the parameters to fill in)."""
     parts = name.split("-")
-    if len(parts) != 5 or not parts[4].startswith("s") or not parts[4][1:].isdigit():
+    if len(parts) == 5:
+        parts.insert(4, "epic55")
+    if len(parts) != 6 or parts[4] not in DATASETS or not parts[5].startswith("s") or not parts[5][1:].isdigit():
         return f"papermill book/03_train.ipynb {Path(runs) / name / 'train.ipynb'} -p method ... (see book/03_train)"
-    method, backbone, pretrain, preset, seed = parts
+    method, backbone, pretrain, preset, dataset, seed = parts
     member = ensemble.Member(method=method, backbone=backbone, pretrain=pretrain)
-    return ensemble.train_command(member, preset, int(seed[1:]), runs)
+    return ensemble.train_command(member, preset, int(seed[1:]), runs, dataset)
 
 
 @dataclass
@@ -283,16 +285,29 @@ class ProbeRun:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def labelled_splits(self) -> tuple[str, ...]:
+        """The test splits whose labels the probes can use: ``s1, s2`` (EPIC-55 SynthKitchens), ``validation``
+        (EPIC-100; its test labels are hidden)."""
+        return tuple(s for s in self.data.test_splits if self.data.test_segments(s)[1])
+
+    def class_names(self, task: str) -> list[str]:
+        """The ``verb`` or ``noun`` class keys in id order, whatever the dataset (``train.Data.class_names``)."""
+        return self.data.class_names(task)
+
     def dataset(self, split: str) -> Dataset:
-        """The test clips (segment centres) of ``s1``/``s2``, as ``train.evaluate`` reads its first clip."""
+        """The test clips (segment centres) of ``split`` (``s1``/``s2``, ``validation``), as ``train.evaluate``
+        reads its first clip."""
         return train.test_dataset(self.cfg, self.data, split, clip_index=0)
 
     def segments(self, split: str) -> pd.DataFrame:
-        """The labelled test segments of ``split``, in dataset order."""
+        """The labelled test segments of ``split``, in dataset order, with a ``uid`` column (EPIC-100: the
+        narration id, as its clips and boxes name a segment)."""
         segments, labelled = self.data.test_segments(split)
         if not labelled:
             raise ValueError(f"{self.data.root}: the {split} test labels are not public; the probes need them")
-        return segments.reset_index(drop=True)
+        segments = segments.reset_index(drop=True)
+        return segments if "uid" in segments else segments.assign(uid=segments["narration_id"].astype(str))
 
     def view(self, raw: Tensor) -> Tensor:
         """The test transform's geometry without normalisation: uint8 ``(N, 3, H, W)`` -> ``(N, 3, h, w)``."""
@@ -453,17 +468,18 @@ def order_table(predictions: pd.DataFrame, pairs: Sequence[tuple[int, int]], ver
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def order_probe(run: ProbeRun, splits: Sequence[str] = ("s1", "s2")) -> pd.DataFrame:
+def order_probe(run: ProbeRun, splits: Sequence[str] | None = None) -> pd.DataFrame:
     """``order_predictions`` on the reversal-pair clips of each split of a run (segment-centre clips).
 
     Args:
         run: an opened run (``open_run``) whose verb classes hold reversal pairs.
-        splits: test splits to probe.
+        splits: test splits to probe (None: the run's labelled splits, ``ProbeRun.labelled_splits``).
 
     Returns:
         Rows ``split, uid, verb, forward, backward``.
     """
-    names = run.data.epic.verb_classes["class_key"].tolist()
+    splits = run.labelled_splits if splits is None else splits
+    names = run.class_names("verb")
     verbs = {v for pair in reversal_pairs(names) for v in pair}
     if not verbs:
         raise ValueError(f"{run.data.root}: no time-reversal verb pair ({REVERSAL_PAIRS}) among the verb classes")
@@ -580,7 +596,7 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None) -> p
 
     Args:
         run: an EgoACO or GSM + EgoACO run on a data set with boxes (SynthKitchens).
-        split: ``s1`` or ``s2``.
+        split: a labelled split: ``s1`` or ``s2`` (EPIC-55), ``validation`` (EPIC-100).
         limit: probe only the first ``limit`` clips (None: all).
 
     Returns:

@@ -346,3 +346,70 @@ def test_ablations_on_random_runs(tmp_path):
     dis, ora = ensemble.pairwise(run_scores)
     assert np.allclose(np.diag(dis), 0) and np.allclose(dis, dis.T) and (ora.to_numpy() >= np.diag(ora)[:, None]).all()
     assert math.isclose(np.diag(ora)[0], 100 * ensemble.top1(run_scores[list(run_scores)[0]]["s1"])["action"])
+
+
+# --------------------------------------------------------------------------------------------------
+# EPIC-100: validation and test score files, the EPIC-100 metrics table, the EPIC-100 challenge zip
+
+
+def _epic100_annotations():
+    """Hand-made EPIC-100 annotations of two validation segments: P01 seen, P02 unseen; verb 2 and noun 1 tail."""
+    from egolib.epic import Epic100
+
+    validation = pd.DataFrame({"narration_id": ["P01_01_0", "P02_01_0"], "participant_id": ["P01", "P02"],
+                               "verb_class": [0, 2], "noun_class": [0, 1]})
+    return Epic100(train=None, validation=validation, test=None, verb_classes=None, noun_classes=None,
+                   tail_verbs=[2], tail_nouns=[1], unseen_validation=["P02"], unseen_test=[])
+
+
+def _epic100_scores(verb, noun, labels=((0, 0), (2, 1))):
+    """Validation (labels) or test (``labels=None``) scores as an EPIC-100 run writes them; the action head's
+    logits favour the wrong pair, which EPIC-100's evaluation never reads."""
+    uid = ["P01_01_0", "P02_01_0"] if labels is not None else ["P03_101_0", "P03_101_1"]
+    v, w = zip(*labels, strict=True) if labels is not None else (None, None)
+    action = np.array([[0.0, 5.0, 0.0], [5.0, 0.0, 0.0]], np.float32)
+    return scores.make(uid, {"verb": np.array(verb, np.float32), "noun": np.array(noun, np.float32),
+                             "action": action}, PAIRS, v, w, ManyShot([], [], []),
+                       "SynthKitchens smoke seed 0, EPIC-100 layout")
+
+
+def test_epic100_table_is_epic100_metrics_of_the_averaged_scores_and_ablations_agree(tmp_path):
+    ann = _epic100_annotations()
+    a = _epic100_scores([[3, 0, 0], [0, 0, 1]], [[2, 0], [0, 1]])  # right on both segments
+    b = _epic100_scores([[0, 3, 0], [0, 2, 0]], [[0, 1], [0, 2]])  # wrong verbs
+    mean = ensemble.combine({"a": a, "b": b}, "softmax")
+    table = ensemble.epic100_table({"mean": {"validation": mean}, "a": {"validation": a}}, ann)
+    verb, noun = np.log(mean.verb.astype(np.float64)), np.log(mean.noun.astype(np.float64))
+    want = metrics.epic100_metrics(verb, noun, [0, 2], [0, 1], ["P01", "P02"], [2], [1], ["P02"])
+    assert table.loc["mean", "overall action top1"] == pytest.approx(100 * want["overall"]["action"]["top1"])
+    assert table.loc["mean", "unseen verb top1"] == pytest.approx(100 * want["unseen"]["verb"])
+    assert table.loc["a", "overall action top1"] == 100.0 and table.loc["a", "tail action top1"] == 100.0
+    # the ablations' quick top-1 ranks EPIC-100 actions by the verb x noun product too, not by the action head
+    assert 100 * ensemble.top1(a)["action"] == table.loc["a", "overall action top1"]
+    assert 100 * ensemble.top1(mean)["action"] == pytest.approx(table.loc["mean", "overall action top1"])
+    with pytest.raises(ValueError, match="another dataset"):
+        ensemble.epic100_metrics(_epic100_scores([[1, 0, 0]] * 2, [[1, 0]] * 2).replace(
+            uid=np.array(["P09_01_0", "P09_01_1"])), ann)
+
+
+def test_epic100_run_scores_validation_and_writes_each_ensembles_epic100_zip(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path / "ens.yaml", {"e1": [RUN_A, RUN_B]})
+    for run, shift in ((RUN_A, 0.0), (RUN_B, 1.0)):
+        folder = tmp_path / "runs" / ensemble.Member(**run).run_name("smoke", 0, "epic100")
+        assert folder.name.endswith("-smoke-epic100-s0")
+        scores.write(folder / "scores_validation.npz", _epic100_scores([[3, shift, 0], [0, 0, 1]], [[2, 0], [0, 1]]))
+        scores.write(folder / "scores_test.npz", _epic100_scores([[1, shift, 0], [0, 1, 0]], [[1, 0], [0, 1]],
+                                                                labels=None))
+    monkeypatch.setattr(ensemble, "annotations_of", lambda *a: _epic100_annotations())
+    table = ensemble.run(tmp_path / "runs", "smoke", tmp_path / "out", config=cfg, dataset="epic100")
+    assert list(table.index) == ["e1", *[ensemble.Member(**r).run_name("smoke", 0, "epic100") for r in (RUN_A, RUN_B)]]
+    assert (tmp_path / "out" / "epic100_metrics.csv").exists() and not (tmp_path / "out" / "table2.csv").exists()
+    assert {p.name for p in (tmp_path / "out").glob("e1_*")} == {"e1_validation.npz", "e1_test.npz",
+                                                                 "e1_submission.zip"}
+    with zipfile.ZipFile(tmp_path / "out" / "e1_submission.zip") as z:
+        doc = json.loads(z.read("test.json"))
+    assert doc["version"] == "0.2" and set(doc["results"]) == {"P03_101_0", "P03_101_1"}
+    test = scores.read(tmp_path / "out" / "e1_test.npz")
+    assert doc["results"]["P03_101_0"]["verb"]["0"] == pytest.approx(float(np.log(test.verb[0, 0])), rel=1e-6)
+    with pytest.raises(ensemble.MissingRunError, match="-p dataset epic100"):
+        ensemble.load_runs(ensemble.load_config(cfg), tmp_path / "runs", "smoke", seed=1, dataset="epic100")
