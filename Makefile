@@ -1,5 +1,6 @@
 # egobook: `make book` builds the whole book on the embedded dataset, `make test` runs the tests.
 # `make book SEED=1`: the book on another SynthKitchens draw; `make book SEEDS=0,1,2`: every run on each draw.
+# `make book DATASET=epic100`: the book on SynthKitchens in the EPIC-100 layout (validation, EPIC-100 metrics).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,6 +10,7 @@ STAMP  := $(VENV)/.installed
 PRESET ?= demo
 SEED   ?= 0
 SEEDS  ?=
+DATASET ?= epic55
 JOBS   ?= 2
 
 .PHONY: install browser test test-fast book lint clean
@@ -39,7 +41,8 @@ test-fast: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q -m "not slow"
 
 book: $(STAMP)
-	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS)
+	$(BIN)/python -m egolib.book --preset $(PRESET) --seed $(SEED) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS) \
+	  --dataset $(DATASET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check egolib tests benchmarks book/*.py _ext

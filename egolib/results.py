@@ -1,8 +1,13 @@
 """The pages the book builds from its own files: the report's claims checked, and the run index.
 
 Nothing here is typed in: every number measured here comes from a run folder (``runs/<name>/metrics.json``) or
-from a chapter's outputs (``runs/book/<stem>/summary.json``, ``runs/book/06_ensembles/table2.csv``), and every
-number of the report from ``egolib.paper``. A claim whose chapter produced no numbers says "not measured".
+from a chapter's outputs (``runs/book/<stem>/summary.json``, ``runs/book/06_ensembles/table2.csv``, on EPIC-100
+``epic100_metrics.csv``), and every number of the report from ``egolib.paper``. A claim whose chapter produced no
+numbers says "not measured".
+
+On EPIC-100 (``dataset="epic100"``) the labelled split is ``validation``: where the report compares S1 (seen
+kitchens) with S2 (unseen), the pages compare the validation set overall with its unseen participants, and the
+Table 2 section becomes the ensembles' EPIC-100 metrics (the report has no EPIC-100 numbers).
 
 ``summary.json`` of a chapter: ``{key: {"value": float, "unit": str, "label": str}}``.
 """
@@ -27,6 +32,11 @@ BACKBONE_NAMES = {"bninc": "BN-Inception", "incv3": "InceptionV3", "res34": "Res
                   "res152": "ResNet-152", "r2p1d34": "R(2+1)D-34"}
 PRETRAIN_NAMES = {"imagenet": "ImageNet", "epic": "EPIC", "ig65m_kinetics": "IG-65M + Kinetics", "scratch": "scratch"}
 TASKS = ("verb", "noun", "action")
+# The top-1 columns of the run table per dataset, ``<key>_<task>``: the primary (seen) split first, then its unseen
+# counterpart; each with the name the pages give it. EPIC-100: validation overall and its unseen participants.
+SPLIT_COLUMNS = {"epic55": (("s1", "S1"), ("s2", "S2")),
+                 "epic100": (("validation", "validation"), ("unseen", "unseen participants"))}
+EPIC100_TABLE = "epic100_metrics.csv"  # chapter 06's EPIC-100 table (egolib.ensemble.EPIC100_TABLE)
 
 
 @dataclass(frozen=True)
@@ -64,17 +74,30 @@ def read_summary(path: str | Path) -> dict[str, dict[str, Any]] | None:
     return data
 
 
+def run_top1(metrics: dict[str, Any], key: str, task: str) -> float:
+    """Top-1 (%) of ``task`` from a run's ``metrics.json``: ``key`` ``s1``/``s2`` (EPIC-55), ``validation`` (EPIC-100,
+    all segments) or ``unseen`` (EPIC-100, the validation segments of unseen participants); NaN when absent."""
+    if key == "validation":
+        value = metrics.get("validation", {}).get("overall", {}).get(task, {}).get("top1")
+    elif key == "unseen":
+        value = metrics.get("validation", {}).get("unseen", {}).get(task)
+    else:
+        value = metrics.get(key, {}).get(task, {}).get("top1")
+    return 100 * value if value is not None else math.nan
+
+
 def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselines: Sequence[dict[str, str]],
-              *, preset: str, seed: int) -> pd.DataFrame:
-    """One row per run of the book (Table 1 variants, then baselines) at ``preset`` and ``seed``.
+              *, preset: str, seed: int, dataset: str = "epic55") -> pd.DataFrame:
+    """One row per run of the book (Table 1 variants, then baselines) at ``preset``, ``seed`` and ``dataset``.
 
     Columns: ``name, method, backbone, pretrain, baseline, complete``, top-1 per split and task in %
-    (``s1_action`` ...; NaN for a run that is not complete), ``pretrain_source``, ``train_min``, ``peak_mib``,
-    ``code_version``, ``git_commit``.
+    (``SPLIT_COLUMNS``: ``s1_action`` ... on EPIC-55, ``validation_action``, ``unseen_action`` ... on EPIC-100; NaN
+    for a run that is not complete), ``pretrain_source``, ``train_min``, ``peak_mib``, ``code_version``,
+    ``git_commit``.
     """
     rows = []
     for params, baseline in [(v, False) for v in variants] + [(b, True) for b in baselines]:
-        cfg = RunConfig.from_params({**params, "preset": preset, "seed": seed})
+        cfg = RunConfig.from_params({**params, "preset": preset, "seed": seed, "dataset": dataset})
         folder = Path(runs_root) / cfg.name
         complete = (folder / "DONE").exists() and (folder / "metrics.json").exists()
         metrics = json.loads((folder / "metrics.json").read_text()) if complete else {}
@@ -82,10 +105,9 @@ def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselin
         resources = metrics.get("resources", {})
         row = {"name": cfg.name, "method": cfg.method, "backbone": cfg.backbone, "pretrain": cfg.pretrain,
                "baseline": baseline, "complete": complete}
-        for split in ("s1", "s2"):
+        for key, _ in SPLIT_COLUMNS[dataset]:
             for task in TASKS:
-                value = metrics.get(split, {}).get(task, {}).get("top1")
-                row[f"{split}_{task}"] = 100 * value if value is not None else math.nan
+                row[f"{key}_{task}"] = run_top1(metrics, key, task)
         row.update(pretrain_source=metrics.get("pretrain", {}).get("source", ""),
                    train_min=resources.get("train_s", math.nan) / 60, peak_mib=resources.get("peak_rss_mb", math.nan),
                    code_version=config.get("code_version", ""), git_commit=str(config.get("git_commit", ""))[:12])
@@ -105,6 +127,19 @@ def read_table2(path: str | Path) -> pd.DataFrame | None:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; fix the chapter that writes it")
     table["name"] = table["name"].astype(str).str.lower().str.replace(" ", "", regex=False)  # "Ensemble 1"
     table["setting"] = table["setting"].astype(str).str.upper()
+    return table
+
+
+def read_epic100_table(path: str | Path) -> pd.DataFrame | None:
+    """Chapter 06's ``epic100_metrics.csv`` (indexed by name; ``overall <task> top1/top5``, ``tail <task> top1``,
+    ``unseen <task> top1``, in %), or ``None`` when it has not been written."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    table = pd.read_csv(path, index_col="name")
+    missing = {f"{subset} action top1" for subset in ("overall", "tail", "unseen")} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; fix the chapter that writes it")
     return table
 
 
@@ -151,24 +186,26 @@ def claim_gsm_models_time(summary: dict | None) -> Claim:
 
 def claim_egoaco_attends_to_object(summary: dict | None) -> Claim:
     """Chapter 05's pointing game: the object branch's attention peak lands on the active object more often than
-    a centre prior and than random peaks, on both S1 and S2."""
+    a centre prior and than random peaks, on both S1 and S2 (EPIC-100: on validation)."""
     words = "EgoACO attends to the active object"
     report = "the object branch's purpose {cite:p}`sudhakaran2021egoaco`; no number in the report"
+    splits = ("validation",) if "pointing_obj_validation" in (summary or {}) else ("s1", "s2")  # EPIC-100 / 55
     try:
         values = {(branch, split): _entry(summary or {}, f"pointing_{branch}_{split}")
-                  for branch in ("obj", "centre", "random") for split in ("s1", "s2")}
+                  for branch in ("obj", "centre", "random") for split in splits}
     except KeyError:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "05_lsta_attention")
     parts = []
     for branch, label in (("obj", "object branch"), ("centre", "centre prior"), ("random", "random peaks")):
-        s1, unit = values[(branch, "s1")]
-        parts.append(f"{label} S1 {_pct(s1, unit)}, S2 {_pct(values[(branch, 's2')][0], unit)}")
-    holds = [values[("obj", s)][0] > values[(other, s)][0] for s in ("s1", "s2") for other in ("centre", "random")]
+        unit = values[(branch, splits[0])][1]
+        parts.append(f"{label} " + ", ".join(f"{'S1' if s == 's1' else 'S2' if s == 's2' else s} "
+                                            f"{_pct(values[(branch, s)][0], unit)}" for s in splits))
+    holds = [values[("obj", s)][0] > values[(other, s)][0] for s in splits for other in ("centre", "random")]
     return Claim(words, "pointing-game hits: " + "; ".join(parts), report, _verdict(holds), "05_lsta_attention")
 
 
-def claim_ensembles_beat_members(summary: dict | None) -> Claim:
-    """Chapter 06: each ensemble beats its best member on S1 action top-1."""
+def claim_ensembles_beat_members(summary: dict | None, setting: str = "S1") -> Claim:
+    """Chapter 06: each ensemble beats its best member on ``setting`` (S1; EPIC-100: validation) action top-1."""
     words = "An ensemble beats its best member"
     report = (f"Ensemble 3 {_report(paper.BEST_ENSEMBLE['s1'])} vs the best single model "
               f"{_report(paper.BEST_SINGLE['s1'])} (S1 action top-1)")
@@ -177,7 +214,7 @@ def claim_ensembles_beat_members(summary: dict | None) -> Claim:
     if not flags:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
     beaten = [name for name, value in sorted(flags.items()) if value >= 0.5]
-    measured = (f"{len(beaten)} of {len(flags)} ensembles beat their best member on S1 action top-1"
+    measured = (f"{len(beaten)} of {len(flags)} ensembles beat their best member on {setting} action top-1"
                 + (f" ({', '.join(beaten)})" if beaten else ""))
     return Claim(words, measured, report, _verdict([v >= 0.5 for v in flags.values()]), "06_ensembles")
 
@@ -197,35 +234,68 @@ def claim_s2_harder(runs: pd.DataFrame) -> Claim:
                  "03_train_runs")
 
 
-def claim_best_ensemble(table2: pd.DataFrame | None) -> Claim:
+def claim_unseen_participants_harder(runs: pd.DataFrame) -> Claim:
+    """EPIC-100 run folders, the counterpart of ``claim_s2_harder``: action top-1 on the validation segments of
+    participants unseen in training below that of the whole validation set."""
+    words = ("Unseen kitchens are harder than seen ones (on EPIC-100: the unseen participants of validation "
+             "against validation overall)")
+    report = "; ".join(f"Ensemble {k} {_report(paper.action_top1('S1', f'ensemble{k}'))} → "
+                       f"{_report(paper.action_top1('S2', f'ensemble{k}'))}" for k in (1, 2, 3)) + \
+        " (EPIC-55 S1 → S2 action top-1; the report has no EPIC-100 numbers)"
+    done = runs[runs["complete"] & runs["validation_action"].notna() & runs["unseen_action"].notna()]
+    if done.empty:
+        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
+    lower = int((done["unseen_action"] < done["validation_action"]).sum())
+    measured = (f"unseen participants below validation overall in {lower} of {len(done)} runs; mean action top-1 "
+                f"overall {_pct(done['validation_action'].mean())}, unseen {_pct(done['unseen_action'].mean())}")
+    return Claim(words, measured, report,
+                 _verdict([done["unseen_action"].mean() < done["validation_action"].mean()]), "03_train_runs")
+
+
+def ensemble_action_top1(table: pd.DataFrame | None, dataset: str = "epic55"
+                         ) -> tuple[pd.Series, pd.Series] | None:
+    """The three ensembles' action top-1 (%) on the primary and the unseen setting of ``SPLIT_COLUMNS``, from
+    chapter 06's table (``read_table2``; EPIC-100: ``read_epic100_table``, validation overall and unseen)."""
+    if table is None:
+        return None
+    names = [n for _, n in paper.TABLE2]  # the ensembles, not the member runs
+    if dataset == "epic100":
+        ens = table[table.index.isin(names)]
+        return ens["overall action top1"], ens["unseen action top1"]
+    action = table[(table["task"] == "action") & table["name"].isin(names)]
+    return (action[action["setting"] == "S1"].set_index("name")["top1"],
+            action[action["setting"] == "S2"].set_index("name")["top1"])
+
+
+def claim_best_ensemble(table2: pd.DataFrame | None, dataset: str = "epic55") -> Claim:
     """Chapter 06's Table 2: which ensemble has the best S1 action top-1."""
     best = paper.BEST_ENSEMBLE
     words = "The best ensemble is Ensemble 3"
     report = f"Ensemble 3: S1 {_report(best['s1'])}, S2 {_report(best['s2'])} (action top-1)"
-    if table2 is None:
+    both = ensemble_action_top1(table2, dataset)
+    if both is None or both[0].empty:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
-    action = table2[(table2["task"] == "action") & table2["name"].isin([n for _, n in paper.TABLE2])]  # not members
-    s1 = action[action["setting"] == "S1"].set_index("name")["top1"]
-    s2 = action[action["setting"] == "S2"].set_index("name")["top1"]
-    if s1.empty:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
+    s1, s2 = both
+    (_, first), (_, second) = SPLIT_COLUMNS[dataset]
     name = str(s1.idxmax())
-    measured = f"{name}: S1 {_pct(s1[name])}" + (f", S2 {_pct(s2[name])}" if name in s2 else "") + " (action top-1)"
+    measured = (f"{name}: {first} {_pct(s1[name])}" + (f", {second} {_pct(s2[name])}" if name in s2 else "")
+                + " (action top-1)")
     return Claim(words, measured, report, _verdict([name == best["name"]]), "06_ensembles")
 
 
-def claim_best_single(runs: pd.DataFrame) -> Claim:
-    """Run folders: the Table 1 variant with the best S1 action top-1."""
+def claim_best_single(runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
+    """Run folders: the Table 1 variant with the best S1 (EPIC-100: validation) action top-1."""
     best = paper.BEST_SINGLE
     words = "The best single model is EgoACO on R(2+1)D-34 (IG-65M + Kinetics)"
     report = (f"{_variant_name(best['method'], best['backbone'], best['pretrain'])}: S1 {_report(best['s1'])}, "
               f"S2 {_report(best['s2'])} (action top-1)")
-    done = runs[runs["complete"] & ~runs["baseline"] & runs["s1_action"].notna()]
+    (first, first_name), (second, second_name) = SPLIT_COLUMNS[dataset]
+    done = runs[runs["complete"] & ~runs["baseline"] & runs[f"{first}_action"].notna()]
     if done.empty:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
-    top = done.loc[done["s1_action"].idxmax()]
-    measured = (f"{_variant_name(top['method'], top['backbone'], top['pretrain'])}: S1 {_pct(top['s1_action'])}, "
-                f"S2 {_pct(top['s2_action'])} (action top-1)")
+    top = done.loc[done[f"{first}_action"].idxmax()]
+    measured = (f"{_variant_name(top['method'], top['backbone'], top['pretrain'])}: {first_name} "
+                f"{_pct(top[f'{first}_action'])}, {second_name} {_pct(top[f'{second}_action'])} (action top-1)")
     same = (top["method"], top["backbone"], top["pretrain"]) == (best["method"], best["backbone"], best["pretrain"])
     return Claim(words, measured, report, _verdict([same]), "03_train_runs")
 
@@ -236,7 +306,15 @@ def _verdict(holds: Sequence[bool]) -> str:
     return "partly" if any(holds) else "does not hold here"
 
 
-def claims(runs_root: str | Path, runs: pd.DataFrame, measured: Sequence[str]) -> list[Claim]:
+def ensembles_table(runs_root: str | Path, dataset: str = "epic55") -> pd.DataFrame | None:
+    """Chapter 06's metrics table of ``dataset``: Table 2 (``read_table2``) or the EPIC-100 one
+    (``read_epic100_table``); None when it has not been written."""
+    folder = Path(runs_root) / "book" / "06_ensembles"
+    return read_epic100_table(folder / EPIC100_TABLE) if dataset == "epic100" else read_table2(folder / "table2.csv")
+
+
+def claims(runs_root: str | Path, runs: pd.DataFrame, measured: Sequence[str], dataset: str = "epic55"
+           ) -> list[Claim]:
     """Every claim, from the run table and the outputs of the chapters in ``measured`` (stems executed for this
     build; the outputs of any other chapter are ignored, they may be left over from another preset)."""
     book = Path(runs_root) / "book"
@@ -244,14 +322,14 @@ def claims(runs_root: str | Path, runs: pd.DataFrame, measured: Sequence[str]) -
     def summary(stem: str) -> dict | None:
         return read_summary(book / stem / "summary.json") if stem in measured else None
 
-    table2 = read_table2(book / "06_ensembles" / "table2.csv") if "06_ensembles" in measured else None
+    table = ensembles_table(runs_root, dataset) if "06_ensembles" in measured else None
     return [
         claim_gsm_models_time(summary("04_gsm_gates")),
         claim_egoaco_attends_to_object(summary("05_lsta_attention")),
-        claim_ensembles_beat_members(summary("06_ensembles")),
-        claim_s2_harder(runs),
-        claim_best_ensemble(table2),
-        claim_best_single(runs),
+        claim_ensembles_beat_members(summary("06_ensembles"), SPLIT_COLUMNS[dataset][0][1]),
+        claim_unseen_participants_harder(runs) if dataset == "epic100" else claim_s2_harder(runs),
+        claim_best_ensemble(table, dataset),
+        claim_best_single(runs, dataset),
     ]
 
 
@@ -278,13 +356,18 @@ def _cell(text: str) -> str:
 
 
 def results_page(found: Sequence[Claim], runs: pd.DataFrame, table2: pd.DataFrame | None, *, preset: str,
-                 seed: int, in_book: set[str]) -> str:
-    """The results page: the claims table, then Table 2's action top-1 here and in the report."""
+                 seed: int, in_book: set[str], dataset: str = "epic55") -> str:
+    """The results page: the claims table, then Table 2's action top-1 here and in the report (EPIC-100: the
+    ensembles' EPIC-100 action top-1, ``table2`` being chapter 06's ``epic100_metrics.csv``)."""
     caveat = ("At the `smoke` preset the models train for one epoch on a tiny dataset: the numbers below test the "
               "pipeline and mean nothing." if preset == "smoke" else
               "The numbers measured here come from SynthKitchens and narrow networks; they are not comparable "
               "with the report's, which come from EPIC-Kitchens-55 and full networks. A verdict compares numbers "
               "within one column: does the claim hold *here*?")
+    if dataset == "epic100":
+        caveat += (" This build is on EPIC-100's layout: its labelled split is validation, so the claims that the "
+                   "report makes on S1 and S2 are checked on validation, with its unseen participants standing in "
+                   "for S2's unseen kitchens.")
     lines = [
         "# The report's claims, checked",
         "",
@@ -299,42 +382,68 @@ def results_page(found: Sequence[Claim], runs: pd.DataFrame, table2: pd.DataFram
     for c in found:
         lines.append(f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.report)} | {c.verdict} | "
                      f"{_chapter_link(c.chapter, in_book)} |")
-    lines += ["", "## Table 2, action top-1", "",
-              "Action top-1 accuracy (%) of the three ensembles: recomputed here from the members' score files "
-              f"(chapter {_chapter_link('06_ensembles', in_book)}) and as the report gives it.", "",
-              "| setting | ensemble | here (%) | the report (%) |", "|---|---|---|---|"]
-    for setting, name in paper.TABLE2:
-        here = NOT_MEASURED
-        if table2 is not None:
-            row = table2[(table2["setting"] == setting) & (table2["name"] == name) & (table2["task"] == "action")]
-            here = f"{row['top1'].iloc[0]:.2f}" if len(row) else NOT_MEASURED
-        lines.append(f"| {setting} | {name} | {here} | {paper.action_top1(setting, name):.2f} |")
+    lines += _epic100_section(table2, in_book) if dataset == "epic100" else _table2_section(table2, in_book)
     complete = runs[runs["complete"]]
     lines += ["", f"{len(complete)} of {len(runs)} runs of this build are complete; the "
               "[run index](appendix_runs.md) lists them.", ""]
     return "\n".join(lines)
 
 
-def run_index_page(runs: pd.DataFrame, *, preset: str, seed: int, pages: set[str]) -> str:
-    """The appendix's run index: every run of the build, what it used, what it scored, what it cost."""
+def _epic100_section(table: pd.DataFrame | None, in_book: set[str]) -> list[str]:
+    """The results page's EPIC-100 metrics of the ensembles (in place of Table 2): validation action top-1."""
+    lines = ["", "## EPIC-100 metrics, action top-1", "",
+             "Action top-1 accuracy (%) of the three ensembles on validation (overall, tail classes, unseen "
+             f"participants), recomputed here from the members' score files (chapter "
+             f"{_chapter_link('06_ensembles', in_book)}). The report gives no EPIC-100 numbers: its Table 2 is "
+             "EPIC-Kitchens-55's test server.", "",
+             "| ensemble | overall (%) | tail classes (%) | unseen participants (%) |", "|---|---|---|---|"]
+    for name in dict.fromkeys(n for _, n in paper.TABLE2):
+        cells = [NOT_MEASURED] * 3
+        if table is not None and name in table.index:
+            cells = [f"{table.loc[name, f'{subset} action top1']:.2f}" for subset in ("overall", "tail", "unseen")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _table2_section(table2: pd.DataFrame | None, in_book: set[str]) -> list[str]:
+    """The results page's Table 2 action top-1, here and in the report."""
+    lines = ["", "## Table 2, action top-1", "",
+             "Action top-1 accuracy (%) of the three ensembles: recomputed here from the members' score files "
+             f"(chapter {_chapter_link('06_ensembles', in_book)}) and as the report gives it.", "",
+             "| setting | ensemble | here (%) | the report (%) |", "|---|---|---|---|"]
+    for setting, name in paper.TABLE2:
+        here = NOT_MEASURED
+        if table2 is not None:
+            row = table2[(table2["setting"] == setting) & (table2["name"] == name) & (table2["task"] == "action")]
+            here = f"{row['top1'].iloc[0]:.2f}" if len(row) else NOT_MEASURED
+        lines.append(f"| {setting} | {name} | {here} | {paper.action_top1(setting, name):.2f} |")
+    return lines
+
+
+def run_index_page(runs: pd.DataFrame, *, preset: str, seed: int, pages: set[str], dataset: str = "epic55") -> str:
+    """The appendix's run index: every run of the build, what it used, what it scored (S1 and S2; EPIC-100:
+    validation overall and its unseen participants), what it cost."""
+    (first, first_name), (second, second_name) = SPLIT_COLUMNS[dataset]
     versions = sorted({v for v in runs["code_version"] if v})
     lines = [
         "# Run index",
         "",
-        f"Every training run of this build (preset `{preset}`, seed {seed}): the Table 1 variants, then the "
+        f"Every training run of this build (preset `{preset}`, seed {seed}"
+        + ("" if dataset == "epic55" else f", dataset `{dataset}`") + "): the Table 1 variants, then the "
         "baselines. Each run folder `runs/<name>/` holds `config.json` (the full configuration, the library's code "
         "version and the git commit), `log.csv`, `checkpoint.pt`, the score files, `metrics.json` and `DONE`. "
         "Top-1 accuracies are in % (verb / noun / action), training time in minutes, peak memory in MiB (resident "
         "set of the process that trained). "
         + (f"Training code version: `{', '.join(versions)}`." if versions else ""),
         "",
-        "| run | model | pre-training, as used | S1 top-1 (%) | S2 top-1 (%) | training (min) | peak memory (MiB) |",
+        f"| run | model | pre-training, as used | {first_name} top-1 (%) | {second_name} top-1 (%) | training (min) | "
+        "peak memory (MiB) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in runs.itertuples():
         name = f"[{r.name}](../{r.name}/train.ipynb)" if r.name in pages else f"{r.name} (not trained)"
         accs = [" / ".join("–" if math.isnan(getattr(r, f"{s}_{t}")) else f"{getattr(r, f'{s}_{t}'):.1f}"
-                           for t in TASKS) for s in ("s1", "s2")]
+                           for t in TASKS) for s in (first, second)]
         cost = " | ".join("–" if math.isnan(v) else f"{v:.{d}f}" for v, d in ((r.train_min, 1), (r.peak_mib, 0)))
         pre = PRETRAIN_NAMES[r.pretrain] + (f" ({r.pretrain_source})" if r.pretrain_source else "")
         model = f"{METHOD_NAMES[r.method]}, {BACKBONE_NAMES[r.backbone]}" + (" (baseline)" if r.baseline else "")
