@@ -34,11 +34,17 @@
 # With `data_root` set to a real EPIC-Kitchens-55 copy (annotation CSVs in `<data_root>/annotations/`,
 # frames in `<data_root>/frames_rgb_flow/rgb/`, extracted or as per-video tars), this notebook instead
 # checks that copy: the annotations are readable and every frame a segment refers to is present.
+#
+# With `dataset` set to `epic100` it works on EPIC-KITCHENS-100's layout instead (SynthKitchens written that way,
+# or a real copy: `annotations/EPIC_100_*.csv`, frames in `PXX/rgb_frames/PXX_YY/`). The splits are then train,
+# validation (public labels; its unseen participants play the part of S2's unseen kitchens) and test (labels
+# hidden), and the rare classes are EPIC-100's *tail* classes instead of EPIC-55's few-shot ones.
 
 # %% tags=["parameters"]
 preset: str = "demo"  # smoke | demo: the size of the generated SynthKitchens
-data_root: str = ""  # a real EPIC-Kitchens-55 copy to check; empty: generate SynthKitchens
+data_root: str = ""  # a real EPIC-Kitchens copy (of `dataset`) to check; empty: generate SynthKitchens
 seed: int = 0  # SynthKitchens draw: data/synthkitchens-<preset>-s<seed>; the same seed gives byte-identical files
+dataset: str = "epic55"  # epic55 | epic100: the layout (and splits) of the data set
 
 # %%
 # %matplotlib inline
@@ -57,35 +63,64 @@ from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 synthetic_data = not data_root
-# the folder training reads: data/synthkitchens-<preset>-s<seed> (one folder per draw), or data_root
-root = RunConfig.from_params({"preset": preset, "seed": seed, "data_root": data_root or None}).dataset_path
+epic100 = dataset == "epic100"
+# the folder training reads: data/synthkitchens-[epic100-]<preset>-s<seed> (one folder per draw), or data_root
+root = RunConfig.from_params({"preset": preset, "seed": seed, "data_root": data_root or None,
+                              "dataset": dataset}).dataset_path
 if synthetic_data:
     t0 = time.time()
-    synthetic.ensure(root, preset=preset, seed=seed)
-    print(f"SynthKitchens {preset} (seed {seed}) in {root}: ready after {time.time() - t0:.1f} s "
-          f"({synthetic.disk_usage(root) / 1e6:.1f} MB on disk)")
+    synthetic.ensure(root, preset=preset, seed=seed, layout=dataset)
+    print(f"SynthKitchens {preset} (seed {seed}{', EPIC-100 layout' if epic100 else ''}) in {root}: ready after "
+          f"{time.time() - t0:.1f} s ({synthetic.disk_usage(root) / 1e6:.1f} MB on disk)")
 else:
-    print(f"checking the EPIC-Kitchens-55 copy in {root}")
+    print(f"checking the {'EPIC-KITCHENS-100' if epic100 else 'EPIC-Kitchens-55'} copy in {root}")
 
 # %% [markdown]
 # ## Annotations and frames
 #
 # The annotations are read with `egolib.epic`, the same readers the training notebook uses; a missing
 # column or a bad value stops here with the file, line and column named. Then every frame that a
-# train, S1 or S2 segment refers to (`start_frame`..`stop_frame`, both inclusive) is looked up.
+# train, S1 or S2 segment (EPIC-100: train, validation or test) refers to (`start_frame`..`stop_frame`, both
+# inclusive) is looked up.
 
 # %%
-threshold = synthetic.many_shot_threshold(len(epic.read_epic55_train(root / "annotations" /
-                                                                     "EPIC_train_action_labels.csv"))) \
-    if synthetic_data else 100
-ann = epic.load_epic55(root / "annotations", many_shot_threshold=threshold)
-missing = epic.missing_frames(root)
-splits = {"train": ann.train, "S1 (seen)": ann.test_s1, "S2 (unseen)": ann.test_s2}
+def missing_epic100_frames(root, splits: dict) -> pd.DataFrame:
+    """The segments of EPIC-100 splits with missing frames (`epic.missing_frames` reads the EPIC-55 layout)."""
+    source = epic.frame_source(root, "epic100", "train")  # PXX/rgb_frames/<video>: one place for every split
+    rows, present = [], {}
+    for split, df in splits.items():
+        for r in df.itertuples(index=False):
+            if (r.participant_id, r.video_id) not in present:
+                present[(r.participant_id, r.video_id)] = source.frame_numbers(r.participant_id, r.video_id) or set()
+            have = present[(r.participant_id, r.video_id)]
+            gone = [f for f in range(int(r.start_frame), int(r.stop_frame) + 1) if f not in have]
+            if gone:
+                rows.append([split, r.narration_id, r.participant_id, r.video_id, int(r.start_frame),
+                             int(r.stop_frame), len(gone)])
+    return pd.DataFrame(rows, columns=["split", "narration_id", "participant_id", "video_id", "start_frame",
+                                       "stop_frame", "missing"])
+
+
+if epic100:
+    ann = epic.load_epic100(root / "annotations")
+    train_labels = ann.train.assign(uid=ann.train.narration_id)  # clips and boxes name a segment by narration id
+    splits = {"train": ann.train, "validation": ann.validation, "test (labels hidden)": ann.test}
+    keys = ("train", "validation", "test")
+    missing = missing_epic100_frames(root, dict(zip(keys, splits.values(), strict=True)))
+else:
+    threshold = synthetic.many_shot_threshold(len(epic.read_epic55_train(root / "annotations" /
+                                                                         "EPIC_train_action_labels.csv"))) \
+        if synthetic_data else 100
+    ann = epic.load_epic55(root / "annotations", many_shot_threshold=threshold)
+    train_labels = ann.train
+    missing = epic.missing_frames(root)
+    splits = {"train": ann.train, "S1 (seen)": ann.test_s1, "S2 (unseen)": ann.test_s2}
+    keys = ("train", "s1", "s2")
 summary = pd.DataFrame({
     name: {"segments": len(df), "videos": df.video_id.nunique(), "kitchens": df.participant_id.nunique(),
            "frames in segments": int((df.stop_frame - df.start_frame + 1).sum()),
            "segments with missing frames": int((missing.split == key).sum())}
-    for (name, df), key in zip(splits.items(), ("train", "s1", "s2"), strict=True)
+    for (name, df), key in zip(splits.items(), keys, strict=True)
 }).T.rename_axis(index="split", columns="count")
 display(summary)
 
@@ -104,32 +139,43 @@ else:
 # Verbs and nouns are long-tailed, as in EPIC. A class is **many-shot** when it has more than
 # `threshold` training segments (EPIC-55's rule with its threshold of 100; SynthKitchens scales the
 # threshold to its size and writes it in its README). The EPIC precision/recall metrics average over
-# many-shot classes only.
+# many-shot classes only. EPIC-100 instead names **tail** classes, the smallest classes that together hold
+# 20 % of the training segments, and reports top-1 accuracy on their segments.
 
 # %%
-verb_names = ann.verb_classes.class_key.tolist()
-noun_names = ann.noun_classes.class_key.tolist()
-many = ann.many_shot_for_metrics
-print(f"many-shot threshold {threshold}: {len(many.verbs)} verbs, {len(many.nouns)} nouns, "
-      f"{len(many.actions)} actions")
+if epic100:
+    verb_names, noun_names = ann.verb_classes.key.tolist(), ann.noun_classes.key.tolist()
+    common = {"verb": [i for i in range(len(verb_names)) if i not in ann.tail_verbs],
+              "noun": [i for i in range(len(noun_names)) if i not in ann.tail_nouns]}
+    kinds = ("head", "tail")
+    print(f"tail classes (20 % of the training segments): {len(ann.tail_verbs)} of {len(verb_names)} verbs, "
+          f"{len(ann.tail_nouns)} of {len(noun_names)} nouns")
+else:
+    verb_names, noun_names = ann.verb_classes.class_key.tolist(), ann.noun_classes.class_key.tolist()
+    many = ann.many_shot_for_metrics
+    common = {"verb": many.verbs, "noun": many.nouns}
+    kinds = ("many-shot", "few-shot")
+    print(f"many-shot threshold {threshold}: {len(many.verbs)} verbs, {len(many.nouns)} nouns, "
+          f"{len(many.actions)} actions")
 
 
-def class_counts(column: str, names: list[str], many_ids: list[int]) -> pd.DataFrame:
-    counts = ann.train[column].value_counts()
+def class_counts(column: str, names: list[str], common_ids: list[int]) -> pd.DataFrame:
+    counts = train_labels[column].value_counts()
     df = pd.DataFrame({"class": [names[i] for i in counts.index], "segments": counts.to_numpy(),
-                       "many-shot": ["many-shot" if i in many_ids else "few-shot" for i in counts.index]})
+                       "kind": [kinds[0] if i in common_ids else kinds[1] for i in counts.index]})
     return df
 
 
 fig, axes = plt.subplots(1, 2, figsize=(14, 4), gridspec_kw={"width_ratios": [len(verb_names), len(noun_names)]})
-for ax, (column, names, ids, title) in zip(axes, [("verb_class", verb_names, many.verbs, "verbs"),
-                                                 ("noun_class", noun_names, many.nouns, "nouns")], strict=True):
+for ax, (column, names, ids, title) in zip(axes, [("verb_class", verb_names, common["verb"], "verbs"),
+                                                 ("noun_class", noun_names, common["noun"], "nouns")], strict=True):
     df = class_counts(column, names, ids)
     if len(df) > 60:  # real EPIC: show the 60 most frequent classes
         df = df.head(60)
-    sns.barplot(data=df, x="class", y="segments", hue="many-shot", dodge=False, ax=ax,
-                palette={"many-shot": "tab:blue", "few-shot": "tab:orange"})
-    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold}")
+    sns.barplot(data=df, x="class", y="segments", hue="kind", dodge=False, ax=ax,
+                palette=dict(zip(kinds, ("tab:blue", "tab:orange"), strict=True)))
+    if not epic100:
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold}")
     ax.set_yscale("log")
     ax.set_title(f"training segments per {title[:-1]} class (log scale)")
     ax.set(xlabel=f"{title[:-1]} class", ylabel="training segments (count, log scale)")
@@ -145,7 +191,7 @@ plt.show()
 # things), so the set of actions is sparse and uneven.
 
 # %%
-co = pd.crosstab(ann.train.verb_class, ann.train.noun_class)
+co = pd.crosstab(train_labels.verb_class, train_labels.noun_class)
 co = co.reindex(index=range(min(len(verb_names), 40)), columns=range(min(len(noun_names), 60)), fill_value=0)
 fig, ax = plt.subplots(figsize=(12, 5))
 sns.heatmap(np.log10(co.replace(0, np.nan)), ax=ax, cmap="viridis", cbar_kws={"label": "log10 segments"},
@@ -159,25 +205,34 @@ plt.show()
 # ## Kitchens: seen and unseen
 #
 # One frame from the middle of a segment, for several kitchens. Each kitchen has its own counter
-# texture, palette, lighting, camera height and skin tone; the S2 kitchens are never seen in training.
+# texture, palette, lighting, camera height and skin tone; the S2 kitchens (EPIC-100: the unseen participants of
+# validation) are never seen in training.
 # In SynthKitchens the green box is the active object and the red ones are distractors
 # (`annotations/synth_object_boxes.csv`, used later by the attention probe).
 
 # %%
 boxes_file = root / "annotations" / "synth_object_boxes.csv"
-boxes = pd.read_csv(boxes_file) if boxes_file.is_file() else None
-frames = {"train": epic.FrameSource(epic.frames_root(root, "train")),
-          "test": epic.FrameSource(epic.frames_root(root, "test"))}
-labelled = pd.concat([ann.train.assign(split="train", folder="train"),
-                      (ann.test_s2_labels if ann.test_s2_labels is not None else ann.test_s2)
-                      .assign(split="S2", folder="test")], ignore_index=True)
+boxes = pd.read_csv(boxes_file, dtype={"uid": str}) if boxes_file.is_file() else None
+if epic100:  # every split's frames are under PXX/rgb_frames/; unseen: validation's unseen participants
+    frames = {"train": epic.frame_source(root, "epic100", "train")}
+    unseen = ann.validation[ann.validation.participant_id.isin(ann.unseen_validation)]
+    unseen_name = "validation, unseen participants"
+    labelled = pd.concat([train_labels.assign(split="train", folder="train"),
+                          unseen.assign(uid=unseen.narration_id, split="unseen", folder="train")], ignore_index=True)
+else:
+    frames = {"train": epic.FrameSource(epic.frames_root(root, "train")),
+              "test": epic.FrameSource(epic.frames_root(root, "test"))}
+    unseen_name = "S2"
+    labelled = pd.concat([ann.train.assign(split="train", folder="train"),
+                          (ann.test_s2_labels if ann.test_s2_labels is not None else ann.test_s2)
+                          .assign(split="unseen", folder="test")], ignore_index=True)
 
 
 def show_frame(ax, seg, frame_number: int, title: str | None = None) -> None:
     img = frames[seg.folder].read(seg.participant_id, seg.video_id, [frame_number], str(seg.uid))[0]
     ax.imshow(img.permute(1, 2, 0).numpy())
     if boxes is not None:
-        rows = boxes[(boxes.uid == seg.uid) & (boxes.frame == frame_number) & (boxes.visible == 1)]
+        rows = boxes[(boxes.uid == str(seg.uid)) & (boxes.frame == frame_number) & (boxes.visible == 1)]
         for r in rows.itertuples():
             ax.add_patch(Rectangle((r.x1, r.y1), r.x2 - r.x1, r.y2 - r.y1, fill=False, lw=1.2,
                                    color="lime" if r.role == "active" else "red"))
@@ -191,7 +246,7 @@ def narration(seg) -> str:
 
 
 picks = []
-for split in ("train", "S2"):
+for split in ("train", "unseen"):
     part = labelled[labelled.split == split]
     for p in sorted(part.participant_id.unique())[:4]:
         picks.append(next(part[part.participant_id == p].itertuples()))
@@ -201,9 +256,9 @@ for ax in axes.ravel():
 for i, seg in enumerate(picks[:8]):
     ax = axes.ravel()[i]
     middle = (seg.start_frame + seg.stop_frame) // 2
-    show_frame(ax, seg, middle, f"{seg.participant_id} ({'unseen' if seg.split == 'S2' else 'seen'}): "
+    show_frame(ax, seg, middle, f"{seg.participant_id} ({'unseen' if seg.split == 'unseen' else 'seen'}): "
                f"{narration(seg)}")
-fig.suptitle("Middle frame of one segment per kitchen: top row seen (train), bottom row unseen (S2)")
+fig.suptitle(f"Middle frame of one segment per kitchen: top row seen (train), bottom row unseen ({unseen_name})")
 plt.tight_layout()
 plt.show()
 
@@ -214,7 +269,7 @@ plt.show()
 # (`egolib.epic.test_offsets`): what an 8-frame model sees of the action.
 
 # %%
-strip_segments = list(ann.train.sample(n=min(5, len(ann.train)), random_state=seed)
+strip_segments = list(train_labels.sample(n=min(5, len(train_labels)), random_state=seed)
                       .assign(folder="train").itertuples())
 fig, axes = plt.subplots(len(strip_segments), 8, figsize=(16, 1.25 * len(strip_segments) + 0.3), squeeze=False)
 for row, seg in zip(axes, strip_segments, strict=True):
@@ -235,13 +290,15 @@ plt.show()
 # %%
 pair = next(((a, b) for a, b in synthetic.REVERSAL_PAIRS
              if a in verb_names and b in verb_names
-             and (ann.train.verb_class == verb_names.index(a)).any()
-             and (ann.train.verb_class == verb_names.index(b)).any()), None)
+             and (train_labels.verb_class == verb_names.index(a)).any()
+             and (train_labels.verb_class == verb_names.index(b)).any()), None)
 if pair is None:
     print("no reversal pair with both verbs in the training split")
 else:
-    first = next(ann.train[ann.train.verb_class == verb_names.index(pair[0])].assign(folder="train").itertuples())
-    second = next(ann.train[ann.train.verb_class == verb_names.index(pair[1])].assign(folder="train").itertuples())
+    first = next(train_labels[train_labels.verb_class == verb_names.index(pair[0])].assign(folder="train")
+                 .itertuples())
+    second = next(train_labels[train_labels.verb_class == verb_names.index(pair[1])].assign(folder="train")
+                  .itertuples())
     rows = [(first, False, f"{narration(first)}"), (second, False, f"{narration(second)}"),
             (first, True, f"{narration(first)}, played backwards")]
     fig, axes = plt.subplots(3, 8, figsize=(16, 4.2))

@@ -38,7 +38,8 @@
 # papermill book/04_gsm_gates.ipynb runs/book/04_gsm_gates.ipynb -p preset demo
 # ```
 #
-# Tables and headline numbers are written to `<runs>/book/04_gsm_gates/`.
+# Tables and headline numbers are written to `<runs>/book/04_gsm_gates/`. On EPIC-100 runs (`-p dataset epic100`)
+# the probes use the labelled split, validation, where EPIC-55 uses S1 and S2.
 
 # %%
 # %matplotlib inline
@@ -53,6 +54,7 @@ from IPython.display import Markdown, display
 
 from egolib import figures, gsm, probes
 from egolib import runs as run_files
+from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.WARNING, force=True)
 figures.use_book_renderer()
@@ -65,7 +67,8 @@ runs: str = "runs"  # the runs root (run folders and runs/book/ live here)
 run: str = ""  # the GSM run folder under runs ("": gsm-bninc-epic-<preset>-s<seed>)
 baseline: str = ""  # the order-blind baseline run folder ("": tsn-res34-imagenet-<preset>-s<seed>)
 examples: int = 3  # clips in the interactive gate player
-stats_clips: int = 32  # reversal-pair test clips (S1) for the gate statistics
+stats_clips: int = 32  # reversal-pair test clips (S1; EPIC-100: validation) for the gate statistics
+dataset: str = "epic55"  # epic55 | epic100: the dataset of the runs probed (their labelled splits)
 
 # %% [markdown]
 # ## The runs
@@ -74,17 +77,27 @@ stats_clips: int = 32  # reversal-pair test clips (S1) for the gate statistics
 # the command that trains it.
 
 # %%
-run = run or f"gsm-bninc-epic-{preset}-s{seed}"
-baseline = baseline or f"tsn-res34-imagenet-{preset}-s{seed}"
+def run_name(method: str, backbone: str, pretrain: str) -> str:
+    """The book's run folder of a variant at this preset, seed and dataset (validated by RunConfig)."""
+    return RunConfig.from_params({"method": method, "backbone": backbone, "pretrain": pretrain, "preset": preset,
+                                  "seed": seed, "dataset": dataset}).name
+
+
+run = run or run_name("gsm", "bninc", "epic")
+baseline = baseline or run_name("tsn", "res34", "imagenet")
 out_dir = Path(runs) / "book" / "04_gsm_gates"
 gsm_run = probes.open_run(runs, run)
 tsn_run = probes.open_run(runs, baseline)
 n_gsm = sum(isinstance(m, gsm.GateShift) for m in gsm_run.model.modules())
 if n_gsm == 0:
     raise ValueError(f"run {run} has no GSM module: pass -p run <a gsm or gsm_egoaco run folder>")
-verb_names = gsm_run.data.epic.verb_classes["class_key"].tolist()
-noun_names = gsm_run.data.epic.noun_classes["class_key"].tolist()
+verb_names = gsm_run.class_names("verb")
+noun_names = gsm_run.class_names("noun")
 pairs = probes.reversal_pairs(verb_names)
+splits = gsm_run.labelled_splits  # s1, s2 (EPIC-55); validation (EPIC-100: its test labels are hidden)
+split_label = {"s1": "S1", "s2": "S2"}
+stats_split = splits[0]
+all_splits = "+".join(split_label.get(s, s) for s in splits)  # "S1+S2", or "validation"
 display(pd.DataFrame({
     "run": [run, baseline],
     "model": [type(gsm_run.model).__name__, type(tsn_run.model).__name__],
@@ -97,8 +110,8 @@ display(pd.DataFrame({
 # %% [markdown]
 # ## Gate statistics per layer
 #
-# We capture every gate with forward hooks on S1 test clips of the reversal-pair verbs. The hooks only read,
-# so the logits are unchanged. For each layer the table gives:
+# We capture every gate with forward hooks on S1 (EPIC-100: validation) test clips of the reversal-pair verbs.
+# The hooks only read, so the logits are unchanged. For each layer the table gives:
 #
 # - `mean_abs_gate`: the mean |gate|;
 # - `from_past` and `from_future`: the share of the total |gate| in group 1 and in group 0;
@@ -109,14 +122,14 @@ display(pd.DataFrame({
 # All four are unitless: gates lie in [-1, 1], the shares are fractions and the correlations Pearson's r.
 
 # %%
-segments_s1 = gsm_run.segments("s1")
+segments_stats = gsm_run.segments(stats_split)
 pair_verbs = [v for pair in pairs for v in pair]
-pair_index = np.flatnonzero(segments_s1.verb_class.isin(pair_verbs).to_numpy())
+pair_index = np.flatnonzero(segments_stats.verb_class.isin(pair_verbs).to_numpy())
 chosen = pair_index[np.linspace(0, len(pair_index) - 1, min(stats_clips, len(pair_index))).round().astype(int)]
 chosen = np.unique(chosen)
 gate_sets, motions, boxes, probe_clips = [], [], [], {}
 for i in chosen:
-    pc = gsm_run.clip("s1", int(i))
+    pc = gsm_run.clip(stats_split, int(i))
     cap = probes.capture(gsm_run.model, pc.clip[None])
     gate_sets.append(cap.gates)
     motions.append(probes.motion_map(pc.clip))
@@ -131,7 +144,8 @@ display(stats.round(3))
 
 # %%
 columns = ["mean_abs_gate", "from_past", "corr_motion", "corr_object"]
-figures.lines_figure(stats, columns, title=f"{run}: gates per GSM layer ({len(chosen)} S1 clips)",
+figures.lines_figure(stats, columns, title=f"{run}: gates per GSM layer ({len(chosen)} "
+                     f"{split_label.get(stats_split, stats_split)} clips)",
                      yaxis="unitless (|gate|, share, Pearson r)").show()
 
 # %% [markdown]
@@ -162,7 +176,7 @@ def gate_clip(i: int) -> figures.MapClip:
         g = cap.gates[layer][0].numpy()  # (T, 2, h, w)
         maps[f"L{layer} group 1 (from past)"] = g[:, 1]
         maps[f"L{layer} group 0 (from future)"] = g[:, 0]
-    label = f"S1 {pc.uid}: {verb_names[pc.verb]} {noun_names[pc.noun]}"
+    label = f"{split_label.get(stats_split, stats_split)} {pc.uid}: {verb_names[pc.verb]} {noun_names[pc.noun]}"
     return figures.MapClip(label, pc.frames, maps, pc.boxes, [f"t={t} (frame {n})" for t, n in
                                                               enumerate(pc.frame_numbers)])
 
@@ -191,8 +205,8 @@ plt.show()
 # %% [markdown]
 # ## The order probe: GSM against the order-blind TSN
 #
-# Every S1 and S2 test clip of a reversal-pair verb is played forward, then backward (its frames in reverse
-# order). For each pair the table gives:
+# Every S1 and S2 test clip (EPIC-100: validation clip) of a reversal-pair verb is played forward, then backward
+# (its frames in reverse order). For each pair the table gives:
 #
 # - `acc_forward`: top-1 verb accuracy forward;
 # - `acc_backward_swapped`: accuracy backward against the partner verb, the label a reversed clip deserves
@@ -214,9 +228,11 @@ plt.show()
 # %%
 order_rows, predictions = [], {}
 for label, r in (("GSM", gsm_run), ("TSN", tsn_run)):
-    pred = probes.order_probe(r)
+    pred = probes.order_probe(r, splits)
     predictions[label] = pred.assign(model=label, run=r.name)
-    for split, part in [("S1+S2", pred), ("S1", pred[pred.split == "s1"]), ("S2", pred[pred.split == "s2"])]:
+    parts = [(all_splits, pred)] + ([(split_label[s], pred[pred.split == s]) for s in splits] if len(splits) > 1
+                                    else [])
+    for split, part in parts:
         table = probes.order_table(part, pairs, verb_names)
         order_rows.append(table.assign(model=label, run=r.name, split=split).rename_axis("pair").reset_index())
 order = pd.concat(order_rows, ignore_index=True)
@@ -224,18 +240,18 @@ with run_files.atomic_open(out_dir / "order_probe.csv") as f:
     order.to_csv(f, index=False)
 with run_files.atomic_open(out_dir / "order_predictions.csv") as f:
     pd.concat(predictions.values(), ignore_index=True).to_csv(f, index=False)
-display(order[order.split == "S1+S2"].set_index(["model", "pair"]).drop(columns=["run", "split"]).round(1))
+display(order[order.split == all_splits].set_index(["model", "pair"]).drop(columns=["run", "split"]).round(1))
 
 # %%
 overall = order[(order.pair == "all pairs")].set_index(["split", "model"])
 headline = overall[["acc_forward", "acc_backward", "acc_backward_swapped", "partner_forward", "flip"]]
 display(headline.round(1))
-bars = overall.loc["S1+S2", ["acc_forward", "acc_backward_swapped", "partner_forward", "flip"]].T
-figures.bars_figure(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="% of clips",
+bars = overall.loc[all_splits, ["acc_forward", "acc_backward_swapped", "partner_forward", "flip"]].T
+figures.bars_figure(bars, title=f"Reversal-pair clips of {all_splits}, forward and backward", yaxis="% of clips",
                     xaxis="measure").show()
 
 # %%
-figures.bars_twin(bars, title="Reversal-pair clips of S1+S2, forward and backward", yaxis="% of clips",
+figures.bars_twin(bars, title=f"Reversal-pair clips of {all_splits}, forward and backward", yaxis="% of clips",
                   xaxis="measure")
 plt.show()
 
@@ -245,12 +261,12 @@ plt.show()
 # These are written to `summary.json` next to the tables. The book reports them whatever they are.
 
 # %%
-both = overall.loc["S1+S2"]
+both = overall.loc[all_splits]
 summary = {
     "order_pairs_gsm": {"value": float(both.loc["GSM", "acc_forward"]), "unit": "%",
-                        "label": f"GSM verb top-1 on reversal-pair clips of S1+S2, forward ({run})"},
+                        "label": f"GSM verb top-1 on reversal-pair clips of {all_splits}, forward ({run})"},
     "order_pairs_tsn": {"value": float(both.loc["TSN", "acc_forward"]), "unit": "%",
-                        "label": f"TSN verb top-1 on reversal-pair clips of S1+S2, forward ({baseline})"},
+                        "label": f"TSN verb top-1 on reversal-pair clips of {all_splits}, forward ({baseline})"},
     "order_flip_gsm": {"value": float(both.loc["GSM", "flip"]), "unit": "%",
                        "label": "GSM: reversal-pair clips whose predicted verb changes when played backward"},
     "order_flip_tsn": {"value": float(both.loc["TSN", "flip"]), "unit": "%",
@@ -272,10 +288,11 @@ verdict = ("GSM tells the two verbs of a pair apart from their order clearly mor
            if g.flip > t.flip + 5 and g.acc_backward_swapped > t.acc_backward_swapped + 5 else
            "this run does not show GSM using time more than the order-blind baseline")
 display(Markdown(
-    f"On {int(g.clips)} reversal-pair clips of S1+S2 (`{preset}` preset), GSM reaches **{g.acc_forward:.1f} %** verb "
-    f"top-1 forward against TSN's **{t.acc_forward:.1f} %**. Played backward, GSM changes its verb on "
-    f"**{g.flip:.1f} %** of the clips (TSN: {t.flip:.1f} %), and it names the partner verb, the right answer for "
-    f"a reversed clip, on {g.acc_backward_swapped:.1f} % (TSN: {t.acc_backward_swapped:.1f} %). So {verdict}. "
+    f"On {int(g.clips)} reversal-pair clips of {all_splits} (`{preset}` preset), GSM reaches "
+    f"**{g.acc_forward:.1f} %** verb top-1 forward against TSN's **{t.acc_forward:.1f} %**. Played backward, GSM "
+    f"changes its verb on **{g.flip:.1f} %** of the clips (TSN: {t.flip:.1f} %), and it names the partner verb, "
+    f"the right answer for a reversed clip, on {g.acc_backward_swapped:.1f} % (TSN: {t.acc_backward_swapped:.1f} %). "
+    f"So {verdict}. "
     f"Across layers the gates have a mean |gate| of {stats.mean_abs_gate.mean():.3f}. A share of "
     f"{100 * past_share:.0f} % of the gating (weighted by strength) brings features from the past. The "
     f"correlation of |gate| with motion ranges over {stats.corr_motion.min():.2f}..{stats.corr_motion.max():.2f}, "

@@ -39,7 +39,8 @@
 # papermill book/05_lsta_attention.ipynb runs/book/05_lsta_attention.ipynb -p preset demo
 # ```
 #
-# Tables and headline numbers are written to `<runs>/book/05_lsta_attention/`.
+# Tables and headline numbers are written to `<runs>/book/05_lsta_attention/`. On an EPIC-100 run
+# (`-p dataset epic100`) the pointing game is played on its labelled split, validation, where EPIC-55 uses S1 and S2.
 
 # %%
 # %matplotlib inline
@@ -54,6 +55,7 @@ from IPython.display import Markdown, display
 
 from egolib import figures, models, probes
 from egolib import runs as run_files
+from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.WARNING, force=True)
 figures.use_book_renderer()
@@ -66,6 +68,7 @@ runs: str = "runs"  # the runs root (run folders and runs/book/ live here)
 run: str = ""  # the EgoACO run folder under runs ("": egoaco-res34-imagenet-<preset>-s<seed>)
 examples: int = 3  # clips in the interactive attention player
 limit: int = 0  # probe only the first `limit` test clips of each split (0: all)
+dataset: str = "epic55"  # epic55 | epic100: the dataset of the run probed (its labelled splits)
 
 # %% [markdown]
 # ## The run
@@ -74,13 +77,15 @@ limit: int = 0  # probe only the first `limit` test clips of each split (0: all)
 # EgoACO is tested on the centre crop, so the maps and boxes below are in that crop.
 
 # %%
-run = run or f"egoaco-res34-imagenet-{preset}-s{seed}"
+run = run or RunConfig.from_params({"method": "egoaco", "backbone": "res34", "pretrain": "imagenet", "preset": preset,
+                                    "seed": seed, "dataset": dataset}).name
 out_dir = Path(runs) / "book" / "05_lsta_attention"
 ego = probes.open_run(runs, run)
 if not isinstance(ego.model, models.EgoACO):
     raise ValueError(f"run {run} is a {type(ego.model).__name__}: pass -p run <an egoaco or gsm_egoaco run folder>")
-verb_names = ego.data.epic.verb_classes["class_key"].tolist()
-noun_names = ego.data.epic.noun_classes["class_key"].tolist()
+verb_names = ego.class_names("verb")
+noun_names = ego.class_names("noun")
+splits = ego.labelled_splits  # s1, s2 (EPIC-55); validation (EPIC-100: its test labels are hidden)
 display(pd.Series({"run": run, "backbone": ego.cfg.backbone, "pretrain": ego.cfg.pretrain,
                    "segments T": ego.cfg.num_segments, "test view": f"{ego.cfg.test_crop} {ego.cfg.input_size} px",
                    "clone": ego.cfg.egoaco_clone}, name="value").to_frame())
@@ -92,20 +97,21 @@ display(pd.Series({"run": run, "backbone": ego.cfg.backbone, "pretrain": ego.cfg
 # attention, which sums to 1 over the grid. The green box is the active object.
 
 # %%
-segments = {split: ego.segments(split) for split in ("s1", "s2")}
+segments = {split: ego.segments(split) for split in splits}
 
 
 def attention_clip(split: str, i: int, tag: str = "") -> figures.MapClip:
     pc = ego.clip(split, i)
     att = probes.capture(ego.model, pc.clip[None]).attention  # each (1, T, h, w)
-    label = f"{tag}{split.upper()} {pc.uid}: {verb_names[pc.verb]} {noun_names[pc.noun]}"
+    label = f"{tag}{split.upper() if split in ('s1', 's2') else split} {pc.uid}: {verb_names[pc.verb]} " \
+        f"{noun_names[pc.noun]}"
     frame_labels = [f"t={t} (frame {n})" for t, n in enumerate(pc.frame_numbers)]
     return figures.MapClip(label, pc.frames, {b: att[b][0].numpy() for b in probes.BRANCHES}, pc.boxes, frame_labels)
 
 
-n_s1 = len(segments["s1"])
-picks = np.linspace(0, n_s1 - 1, min(examples, n_s1)).round().astype(int)
-player_clips = [attention_clip("s1", int(i)) for i in np.unique(picks)]
+n_first = len(segments[splits[0]])
+picks = np.linspace(0, n_first - 1, min(examples, n_first)).round().astype(int)
+player_clips = [attention_clip(splits[0], int(i)) for i in np.unique(picks)]
 figures.heatmap_player(player_clips, title=f"{run}: attention per branch").show()
 
 # %% [markdown]
@@ -123,15 +129,16 @@ figures.heatmap_grid(player_clips[0])
 plt.show()
 
 # %% [markdown]
-# ## The pointing game on S1 and S2
+# ## The pointing game on S1 and S2 (EPIC-100: validation)
 #
 # Every frame of every test clip where the active object is in view counts once. The peak is the first
 # maximum in row-major order, and tolerance is 0. The baselines use the same frames, boxes and grid.
 # The table gives each branch's hits in % of the frames, the number of frames and the map's grid (cells).
 
 # %%
-frames = {split: probes.attention_probe(ego, split, limit=limit or None) for split in ("s1", "s2")}
-pointing = pd.DataFrame({split.upper(): probes.pointing_table(f, seed=seed) for split, f in frames.items()}).T
+frames = {split: probes.attention_probe(ego, split, limit=limit or None) for split in splits}
+pointing = pd.DataFrame({split.upper() if split in ("s1", "s2") else split: probes.pointing_table(f, seed=seed)
+                         for split, f in frames.items()}).T
 pointing["frames"] = [len(f) for f in frames.values()]
 pointing["grid"] = [f"{int(f.h.iloc[0])}x{int(f.w.iloc[0])}" for f in frames.values()]
 out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,8 +159,8 @@ plt.show()
 # %% [markdown]
 # ## Where the attention finds the object, and where it misses
 #
-# Each S1 and S2 clip gets the share of its frames where the object branch hits. Below are the clips with the
-# highest and the lowest share. Open a clip in the menu and compare the branches.
+# Each test clip (S1 and S2; EPIC-100: validation) gets the share of its frames where the object branch hits.
+# Below are the clips with the highest and the lowest share. Open a clip in the menu and compare the branches.
 
 # %%
 per_clip = pd.concat([f.assign(split=s) for s, f in frames.items()]).groupby(["split", "uid"], sort=False)["hit_obj"]

@@ -46,6 +46,7 @@ from IPython.display import Markdown, display
 
 from egolib import book, efficiency
 from egolib import runs as run_files
+from egolib.config import RunConfig
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
 sns.set_theme(style="whitegrid")
@@ -57,6 +58,7 @@ runs: str = "runs"  # the runs root (run folders and runs/book/)
 bench: str = ""  # bench_models.py JSON; empty: <runs>/book/07_efficiency/bench.json, measured here when missing
 gpu_bench: str = ""  # benchmarks/gpu.py JSON; empty: <runs>/book/07_efficiency/gpu.json when it exists
 gpu_tflops: float = 100.0  # sustained training TFLOP/s assumed for the GPU-hours estimate without a GPU JSON
+dataset: str = "epic55"  # epic55 | epic100: the dataset of the run folders to read (its labelled split)
 
 # %% [markdown]
 # ## The measurements
@@ -67,6 +69,9 @@ gpu_tflops: float = 100.0  # sustained training TFLOP/s assumed for the GPU-hour
 # intra-op thread unless told otherwise (`--threads`); the line below says what this file used.
 
 # %%
+dataset = RunConfig.from_params({"preset": preset, "seed": seed, "dataset": dataset}).dataset  # validated
+labelled = efficiency.LABELLED_SPLITS[dataset][0]  # S1 (EPIC-55) or validation (EPIC-100): the accuracy shown
+labelled_name = {"s1": "S1"}.get(labelled, labelled)
 out_dir = Path(runs) / "book" / "07_efficiency"
 out_dir.mkdir(parents=True, exist_ok=True)
 bench_path = Path(bench) if bench else out_dir / "bench.json"
@@ -154,24 +159,27 @@ plt.show()
 # %% [markdown]
 # ## Accuracy against cost
 #
-# Test action top-1 on S1 of every Table 1 run of this preset and seed that is complete in the runs root, against
+# Test action top-1 on S1 (EPIC-100: validation) of every Table 1 run of this preset and seed that is complete in
+# the runs root, against
 # the benchmark's forward FLOPs per clip and training throughput of the same variant. Runs that are not there are
 # skipped, with a note. (The benchmark's sizes are those of its own preset; compare like with like.)
 
 # %%
 variants = book.variants()
-trained, notes = efficiency.run_results(runs, variants, preset, seed)
+trained, notes = efficiency.run_results(runs, variants, preset, seed, dataset)
 for note in notes:
     display(Markdown(f"- {note}"))
 if len(trained):
     merged = trained.merge(cost, on=["method", "backbone"], how="left")
     run_files.write_text(out_dir / "runs.csv", merged.to_csv(index=False))
-    display(merged[["run", "top1_action_s1", "top1_action_s2", "gflops_per_clip", "train_clips_per_s"]].round(3))
+    accuracy = [f"top1_action_{s}" for s in efficiency.LABELLED_SPLITS[dataset]]
+    display(merged[["run", *accuracy, "gflops_per_clip", "train_clips_per_s"]].round(3))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, x, label in zip(axes, ("gflops_per_clip", "train_clips_per_s"),
                             ("GFLOP per clip", "training clips per CPU second"), strict=True):
-        sns.scatterplot(data=merged, x=x, y="top1_action_s1", hue="method", style="backbone", s=80, ax=ax)
-        ax.set(xlabel=label, ylabel="S1 action top-1 (%)", title=f"S1 action top-1 vs {label}")
+        sns.scatterplot(data=merged, x=x, y=f"top1_action_{labelled}", hue="method", style="backbone", s=80, ax=ax)
+        ax.set(xlabel=label, ylabel=f"{labelled_name} action top-1 (%)",
+               title=f"{labelled_name} action top-1 vs {label}")
         ax.legend(fontsize=7)
     fig.tight_layout()
     plt.show()
@@ -199,9 +207,10 @@ else:
 # ## The paper preset: an estimate
 #
 # **Estimate, not a measurement.** Clips to process = the report's epochs (all stages) x 28,472 EPIC-55
-# training segments. Throughput: measured GPU training clips/s from `benchmarks/gpu.py` when its JSON is given;
-# otherwise the assumed sustained rate `gpu_tflops` applied to the paper-size training FLOPs per clip (paper-size
-# forward FLOPs x the training/forward ratio measured in the benchmark; EgoACO priced at its last stage for every
+# training segments (an EPIC-100 paper run would see 67,217 per epoch: about 2.4 times as many). Throughput:
+# measured GPU training clips/s from `benchmarks/gpu.py` when its JSON is given; otherwise the assumed sustained
+# rate `gpu_tflops` applied to the paper-size training FLOPs per clip (paper-size forward FLOPs x the
+# training/forward ratio measured in the benchmark; EgoACO priced at its last stage for every
 # stage, an upper bound).
 
 # %%

@@ -17,7 +17,8 @@ from egolib import probes
 ROOT = Path(__file__).resolve().parents[1]
 GATES = ROOT / "book" / "04_gsm_gates.ipynb"
 ATTENTION = ROOT / "book" / "05_lsta_attention.ipynb"
-COMMON = {"preset": ("str", "demo"), "seed": ("int", 0), "runs": ("str", "runs"), "run": ("str", "")}
+COMMON = {"preset": ("str", "demo"), "seed": ("int", 0), "runs": ("str", "runs"), "run": ("str", ""),
+          "dataset": ("str", "epic55")}
 
 
 @pytest.mark.parametrize(("notebook", "own"), [(GATES, {"baseline"}), (ATTENTION, {"limit"})], ids=["04", "05"])
