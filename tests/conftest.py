@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_BOOK = ROOT / "_build" / "smoke-book"  # a copy of the sources; its runs/ and data/ persist between sessions
+SMOKE_BOOK_EPIC100 = ROOT / "_build" / "smoke-book-epic100"  # the same on SynthKitchens in the EPIC-100 layout
 KEEP = {"runs", "data", "_build"}  # what the copy keeps from its last build: steps whose key is unchanged are reused
 
 
@@ -35,28 +36,41 @@ def _source_files() -> list[Path]:
         return [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
 
 
+def build_smoke_book(folder: Path, *args: str) -> Path:
+    """``python -m egolib.book --preset smoke --jobs 2 [args]`` in a copy of the checkout at ``folder``; returns
+    ``folder`` (the HTML is in ``_build/html``, the driver's log in ``_build/book.log``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in folder.iterdir():  # fresh sources; a file deleted from the checkout is gone here too
+        if child.name not in KEEP:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for src in _source_files():
+        dst = folder / src.relative_to(ROOT)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    env = {**os.environ, "PYTHONPATH": str(folder), "MPLBACKEND": "agg"}
+    (folder / "_build").mkdir(exist_ok=True)
+    log = folder / "_build" / "book.log"
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "egolib.book", "--preset", "smoke", "--jobs", "2", *args],
+                              cwd=folder, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        pytest.fail(f"the smoke book {' '.join(args)} failed (exit {proc.returncode}); the end of {log}:\n"
+                    + "\n".join(log.read_text().splitlines()[-60:]))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke_book() -> Path:
     """``python -m egolib.book --preset smoke --jobs 2`` in a copy of the checkout (``_build/smoke-book``);
     returns the copy's root (the HTML is in ``_build/html``, the driver's log in ``_build/book.log``)."""
-    SMOKE_BOOK.mkdir(parents=True, exist_ok=True)
-    for child in SMOKE_BOOK.iterdir():  # fresh sources; a file deleted from the checkout is gone here too
-        if child.name not in KEEP:
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    for src in _source_files():
-        dst = SMOKE_BOOK / src.relative_to(ROOT)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-    env = {**os.environ, "PYTHONPATH": str(SMOKE_BOOK), "MPLBACKEND": "agg"}
-    (SMOKE_BOOK / "_build").mkdir(exist_ok=True)
-    log = SMOKE_BOOK / "_build" / "book.log"
-    with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "egolib.book", "--preset", "smoke", "--jobs", "2"],
-                              cwd=SMOKE_BOOK, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        pytest.fail(f"the smoke book failed (exit {proc.returncode}); the end of {log}:\n"
-                    + "\n".join(log.read_text().splitlines()[-60:]))
-    return SMOKE_BOOK
+    return build_smoke_book(SMOKE_BOOK)
+
+
+@pytest.fixture(scope="session")
+def smoke_book_epic100() -> Path:
+    """The smoke book on SynthKitchens in the EPIC-100 layout (``--dataset epic100``), in its own copy of the
+    checkout (``_build/smoke-book-epic100``: its runs, data and pages never mix with the EPIC-55 book's)."""
+    return build_smoke_book(SMOKE_BOOK_EPIC100, "--dataset", "epic100")
 
 
 @pytest.fixture(scope="session")
