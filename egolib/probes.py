@@ -289,7 +289,12 @@ class ProbeRun:
     def labelled_splits(self) -> tuple[str, ...]:
         """The test splits whose labels the probes can use: ``s1, s2`` (EPIC-55 SynthKitchens), ``validation``
         (EPIC-100; its test labels are hidden)."""
-        return tuple(s for s in self.data.test_splits if self.data.test_segments(s)[1])
+        splits = tuple(s for s in self.data.test_splits if self.data.test_segments(s)[1])
+        if not splits:
+            raise ValueError(f"run {self.name}: no test split of its dataset has public labels (EPIC-55's S1/S2 "
+                             "labels are hidden), and the probes need them: run this chapter on SynthKitchens or on "
+                             "EPIC-100, whose validation split is labelled")
+        return splits
 
     def class_names(self, task: str) -> list[str]:
         """The ``verb`` or ``noun`` class keys in id order, whatever the dataset (``train.Data.class_names``)."""

@@ -186,17 +186,19 @@ def claim_gsm_models_time(summary: dict | None) -> Claim:
 
 def claim_egoaco_attends_to_object(summary: dict | None) -> Claim:
     """Chapter 05's pointing game: the object branch's attention peak lands on the active object more often than
-    a centre prior and than random peaks, on both S1 and S2 (EPIC-100: on validation)."""
+    a centre prior and than random peaks, on both S1 and S2 (EPIC-100: on validation). The LSTA (act) attention's
+    hits are shown beside it for context; the verdict is the object branch's, the branch built for the object."""
     words = "EgoACO attends to the active object"
     report = "the object branch's purpose {cite:p}`sudhakaran2021egoaco`; no number in the report"
     splits = ("validation",) if "pointing_obj_validation" in (summary or {}) else ("s1", "s2")  # EPIC-100 / 55
     try:
         values = {(branch, split): _entry(summary or {}, f"pointing_{branch}_{split}")
-                  for branch in ("obj", "centre", "random") for split in splits}
+                  for branch in ("obj", "act", "centre", "random") for split in splits}
     except KeyError:
         return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "05_lsta_attention")
     parts = []
-    for branch, label in (("obj", "object branch"), ("centre", "centre prior"), ("random", "random peaks")):
+    for branch, label in (("obj", "object branch"), ("act", "LSTA (act) attention"), ("centre", "centre prior"),
+                          ("random", "random peaks")):
         unit = values[(branch, splits[0])][1]
         parts.append(f"{label} " + ", ".join(f"{'S1' if s == 's1' else 'S2' if s == 's2' else s} "
                                             f"{_pct(values[(branch, s)][0], unit)}" for s in splits))

@@ -286,6 +286,18 @@ def test_jobs_zero_is_refused_before_any_step_runs(monkeypatch, capsys):
         assert "argument --jobs" in capsys.readouterr().err
 
 
+def test_a_missing_chapter_notebook_stops_the_build_before_any_step_runs(monkeypatch, capsys):
+    from egolib import book
+
+    monkeypatch.setattr(book, "CHAPTERS", book.CHAPTERS + (book.Chapter("99_not_written", after=(book.TRAIN,)),))
+    monkeypatch.setattr(book, "run_steps", lambda *a, **k: pytest.fail("a step ran"))
+    with pytest.raises(SystemExit) as err:
+        book.main(["--preset", "smoke", "--no-html"])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert "book/99_not_written.ipynb is missing" in message and "git checkout -- book/99_not_written.ipynb" in message
+
+
 def test_a_variant_folder_holding_another_run_is_set_aside_not_fatal(tmp_path):
     from egolib import book, runs
     from egolib.config import RunConfig
@@ -304,3 +316,13 @@ def test_a_variant_folder_holding_another_run_is_set_aside_not_fatal(tmp_path):
     # today a one-off run has a folder of its own
     one_off = RunConfig.from_params({"method": "gsm", "backbone": "bninc", "preset": "smoke", "lr": 0.02})
     assert one_off.run_path != variant.run_path
+
+
+def test_seeds_with_epic100_is_refused_before_any_step_runs(monkeypatch, capsys):
+    from egolib import book
+
+    monkeypatch.setattr(book, "run_steps", lambda *a, **k: pytest.fail("a step ran"))
+    with pytest.raises(SystemExit) as err:
+        book.main(["--preset", "smoke", "--dataset", "epic100", "--seeds", "0,1", "--no-html"])
+    assert err.value.code == 2
+    assert "--seeds works with --dataset epic55 only" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """egolib.probes: capture leaves outputs unchanged, gate and attention shapes, the pointing game on hand-made
 maps, the order probe on hand-made models, gate statistics and the box geometry of the test view."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -258,3 +260,15 @@ def test_train_command_names_the_run():
     assert paper.endswith("-p preset paper -p seed 0 -p data_root <EPIC-Kitchens-55 root>")
     with pytest.raises(FileNotFoundError, match="papermill book/03_train.ipynb .*-p method egoaco"):
         probes.open_run("no-such-root", "egoaco-res34-imagenet-demo-s0")
+
+
+def test_probes_on_a_dataset_without_public_test_labels_say_so():
+    class HiddenLabels:  # real EPIC-55: S1/S2 segments, no labels
+        test_splits = ("s1", "s2")
+
+        def test_segments(self, split):
+            return pd.DataFrame({"uid": [1]}), None
+
+    run = probes.ProbeRun(Path("runs/egoaco-res34-imagenet-paper-s0"), None, HiddenLabels(), nn.Identity(), None)
+    with pytest.raises(ValueError, match="no test split of its dataset has public labels"):
+        _ = run.labelled_splits

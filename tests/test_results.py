@@ -85,6 +85,7 @@ def test_claims_from_run_folders_and_chapter_outputs(tmp_path):
         for c in results.claims(tmp_path, table, measured)]
     assert gsm.verdict == "holds here" and "GSM 70.0 %, TSN 50.0 %" in gsm.measured
     assert ego.verdict == "partly"  # beats random peaks, not the centre prior
+    assert "object branch S1 40.0 %" in ego.measured and "LSTA (act) attention S1 1.0 %" in ego.measured
     assert beats.verdict == "partly" and beats.measured.startswith("2 of 3 ensembles")
     assert s2.verdict == "holds here" and "S2 below S1 in 2 of 3 runs" in s2.measured
     assert best_ens.verdict == "does not hold here" and best_ens.measured.startswith("ensemble2: S1 38.5 %, S2 21.0 %")
