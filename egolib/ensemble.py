@@ -920,7 +920,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="the ensembles file (Table 1)")
     parser.add_argument("--average", default="softmax", choices=AVERAGES,
                         help="softmax: mean of softmax scores (the report); logits: mean of raw logits (GSM code)")
-    parser.add_argument("--out", required=True, help="where the ensembles' score files and table2.csv go")
+    parser.add_argument("--out", required=True,
+                        help="where the ensembles' score files and table2.csv (EPIC-100: epic100_metrics.csv) go")
     args = parser.parse_args(argv)
     try:
         table = run(args.runs, args.preset, args.out, seed=args.seed, config=args.config, average=args.average,
