@@ -65,7 +65,7 @@ def test_slurm_path_trains_dependent_variants_and_resumes_an_interrupted_job(tmp
     data = synthetic.generate(tmp_path / "data", preset="smoke", layout="epic100", progress=False)
     common = {"preset": "smoke", "dataset": "epic100", "data_root": str(data), "pretrain": "scratch",
               "device": "cpu"}
-    first = {"method": "tsn", "backbone": "res34", **common, "epochs": 2}
+    first = {"method": "tsn", "backbone": "res34", **common, "epochs": 3}  # the signal comes after epoch 1: two to go
     second = {"method": "gsm_egoaco", "backbone": "bninc", **common, "epochs_stage2": 0, "epochs_stage3": 0}
     for p in (first, second):
         p["run_dir"] = str(tmp_path / "runs" / RunConfig.from_params(p).name)
@@ -101,7 +101,7 @@ def test_slurm_path_trains_dependent_variants_and_resumes_an_interrupted_job(tmp
         assert set(metrics["validation"]) == {"overall", "tail", "unseen"}
     assert (second_run / "config.json").stat().st_mtime >= (first_run / "DONE").stat().st_mtime  # after the first
     assert len(signalled) == 2  # the task was signalled once
-    assert pd.read_csv(first_run / "log.csv")["epoch"].tolist() == [1, 2]  # each epoch trained once
+    assert pd.read_csv(first_run / "log.csv")["epoch"].tolist() == [1, 2, 3]  # each epoch trained once
     out = "".join(p.read_text() for p in (tmp_path / "slurm").glob("*_log.out"))
     err = "".join(p.read_text() for p in (tmp_path / "slurm").glob("*_log.err"))
     assert "preempted" in out + err and "Requeued" in out + err  # submitit checkpointed and requeued the job
