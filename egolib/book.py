@@ -289,6 +289,8 @@ class Step:
     status: str = "pending"  # pending | run | reused | failed | blocked
     wall_s: float = 0.0
     peak_mib: float | None = None
+    last_s: float | None = None  # wall time of the execution that produced the output (this build's or an earlier)
+    finished: str = ""  # when that execution finished, YYYY-MM-DDTHH:MM:SS
     error: str = ""
     soft: bool = False  # runs once its ``after`` steps have finished, even if some failed
 
@@ -342,17 +344,22 @@ def run_steps(steps: list[Step], jobs: int = 1) -> list[Step]:
 
 
 def summary_table(steps: list[Step]) -> str:
-    """The build's summary: each step, run or reused, its wall time and the peak memory of what it ran."""
-    rows = [("step", "status", "wall (s)", "peak memory (MiB)")]
+    """The build's summary: each step, run or reused, its wall time in this build, the wall time and end of the
+    execution that produced its output (for a reused step, an earlier build's), and that execution's peak memory."""
+    rows = [("step", "status", "wall (s)", "executed (s)", "finished", "peak memory (MiB)")]
     for s in steps:
         peak = f"{s.peak_mib:.0f}" if s.peak_mib is not None else "-"
-        rows.append((s.name, s.status + (f" ({s.error})" if s.error else ""), f"{s.wall_s:.1f}", peak))
-    rows.append(("total", "", f"{sum(s.wall_s for s in steps):.1f}", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+        last = f"{s.last_s:.1f}" if s.last_s is not None else "-"
+        rows.append((s.name, s.status + (f" ({s.error})" if s.error else ""), f"{s.wall_s:.1f}", last,
+                     s.finished or "-", peak))
+    rows.append(("total", "", f"{sum(s.wall_s for s in steps):.1f}",
+                 f"{sum(s.last_s for s in steps if s.last_s is not None):.1f}", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 1, 4) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     if any(s.status == "reused" for s in steps):
-        lines.append("(reused: the wall time of the check; the peak memory recorded when the step last ran)")
+        lines.append("(reused: wall is the time of the check; executed, finished and peak memory are those of the "
+                     "earlier execution that produced the output)")
     return "\n".join(lines)
 
 
@@ -463,15 +470,17 @@ class Book:
         if is_current(output, key()):
             record = json.loads(key_path(output).read_text())
             log.info("%s is current: reused", output.relative_to(ROOT))
-            step.peak_mib = record.get("peak_mib")
+            step.peak_mib, step.last_s, step.finished = (record.get("peak_mib"), record.get("wall_s"),
+                                                         record.get("finished", ""))
             repolish(output)
             return "reused"
         key_path(output).unlink(missing_ok=True)
         t0 = time.perf_counter()
         step.peak_mib = execute(notebook, output, params, title=title)
+        step.last_s, step.finished = time.perf_counter() - t0, time.strftime("%Y-%m-%dT%H:%M:%S")
         runs.write_json(key_path(output), {"key": key(), "notebook": str(notebook.relative_to(ROOT)),
-                                            "parameters": params, "wall_s": time.perf_counter() - t0,
-                                            "peak_mib": step.peak_mib, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                            "parameters": params, "wall_s": step.last_s,
+                                            "peak_mib": step.peak_mib, "finished": step.finished})
         return "run"
 
     def write_pages(self, step: Step) -> str:

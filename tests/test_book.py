@@ -153,13 +153,18 @@ def test_a_failed_step_blocks_what_needs_it_and_the_pages_still_get_written(monk
 def test_summary_table_names_each_step_its_status_time_and_memory():
     from egolib.book import Step, summary_table
 
-    table = summary_table([Step("01_data_prep", None, status="reused", wall_s=0.2, peak_mib=None),
-                           Step("train x", None, status="run", wall_s=61.0, peak_mib=812.4)])
+    table = summary_table([Step("01_data_prep", None, status="reused", wall_s=0.2, peak_mib=None, last_s=460.0,
+                                finished="2026-01-02T10:00:00"),
+                           Step("train x", None, status="run", wall_s=61.0, peak_mib=812.4, last_s=60.5,
+                                finished="2026-01-02T11:00:00"),
+                           Step("html", None, status="run", wall_s=5.0)])
     lines = table.splitlines()
-    assert lines[0].split() == ["step", "status", "wall", "(s)", "peak", "memory", "(MiB)"]
-    assert lines[1].split() == ["01_data_prep", "reused", "0.2", "-"]
-    assert lines[2].split() == ["train", "x", "run", "61.0", "812"]
-    assert lines[-2].split() == ["total", "61.2"] and lines[-1].startswith("(reused: ")
+    assert lines[0].split() == ["step", "status", "wall", "(s)", "executed", "(s)", "finished", "peak", "memory",
+                                "(MiB)"]
+    assert lines[1].split() == ["01_data_prep", "reused", "0.2", "460.0", "2026-01-02T10:00:00", "-"]
+    assert lines[2].split() == ["train", "x", "run", "61.0", "60.5", "2026-01-02T11:00:00", "812"]
+    assert lines[3].split() == ["html", "run", "5.0", "-", "-", "-"]
+    assert lines[-2].split() == ["total", "66.2", "520.5"] and lines[-1].startswith("(reused: ")
 
 
 def test_toc_of_a_build_lists_its_own_run_pages_and_leaves_out_chapters_not_executed(tmp_path, monkeypatch):
@@ -259,6 +264,10 @@ def test_a_chapter_is_executed_again_only_when_its_key_changes(tmp_path, monkeyp
     out = tmp_path / "runs" / "book" / "09_probe.ipynb"
     assert nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"] == "40.0 one\n"
     assert status() == "reused"  # its own cache counts as it was after the execution
+    first, again = book.Step("09_probe", None), book.Step("09_probe", None)
+    (tmp_path / "inputs.txt").write_text("one again")
+    assert b.run_chapter(chapter, first) == "run" and b.run_chapter(chapter, again) == "reused"
+    assert again.last_s == first.last_s > 0 and again.finished == first.finished  # the execution it reuses
     (tmp_path / "inputs.txt").write_text("two")  # a file it reads
     assert status() == "run" and status() == "reused"
     b.seed = 1  # a parameter it does not declare: not passed, not part of its key
