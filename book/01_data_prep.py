@@ -103,6 +103,12 @@ def missing_epic100_frames(root, splits: dict) -> pd.DataFrame:
 
 if epic100:
     ann = epic.load_epic100(root / "annotations")
+    used = ("train", "validation", "test", "verb_classes", "noun_classes", "tail_verbs", "tail_nouns",
+            "unseen_validation")  # what this chapter reads (training needs the same: egolib.train.EPIC100_NEEDED)
+    absent = [epic.EPIC100_FILES[name][0] for name in used if getattr(ann, name) is None]
+    if absent:
+        raise FileNotFoundError(f"{root / 'annotations'} lacks {', '.join(absent)}: copy them from the "
+                                "epic-kitchens-100-annotations repository")
     train_labels = ann.train.assign(uid=ann.train.narration_id)  # clips and boxes name a segment by narration id
     splits = {"train": ann.train, "validation": ann.validation, "test (labels hidden)": ann.test}
     keys = ("train", "validation", "test")

@@ -34,3 +34,18 @@ def test_data_prep_notebook_generates_smoke_and_checks_a_copy(tmp_path):
     nb2 = nbformat.read(out2, as_version=4)
     text2 = "\n".join(o.get("text", "") for c in nb2.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert f"checking the EPIC-Kitchens-55 copy in {copy}" in text2 and "every referenced frame is present" in text2
+
+
+@pytest.mark.slow
+def test_data_prep_on_an_epic100_copy_without_its_tail_classes_names_the_file(tmp_path):
+    from egolib import synthetic
+
+    data = synthetic.generate(tmp_path / "data", preset="smoke", layout="epic100", progress=False)
+    copy = tmp_path / "EPIC-KITCHENS"
+    (copy / "annotations").mkdir(parents=True)
+    for csv in (data / "annotations").glob("*.csv"):
+        if csv.name != "EPIC_100_tail_verbs.csv":
+            (copy / "annotations" / csv.name).symlink_to(csv)
+    with pytest.raises(pm.PapermillExecutionError, match="lacks EPIC_100_tail_verbs.csv"):
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+                            parameters={"dataset": "epic100", "data_root": str(copy)}, progress_bar=False)
