@@ -113,3 +113,13 @@ def test_run_index_links_the_pages_that_exist(tmp_path):
     row = "IG-65M + Kinetics (synthetic stand-in: motion clips) | 30.0 / 30.0 / 30.0 | 20.0 / 20.0 / 20.0 | 1.5 | 700 |"
     assert row in page
     assert "| – / – / – | – / – / – | – | – |" in page and "Training code version: `abc`." in page
+
+
+def test_the_unseen_claim_reads_the_dataset_s_own_columns():
+    runs = pd.DataFrame({"complete": [True, True, False], "validation_action": [30.0, 20.0, 99.0],
+                         "unseen_action": [25.0, 22.0, 0.0]})  # the incomplete run is left out
+    claim = results.claim_unseen_harder(runs, "epic100")
+    measured = claim.measured.replace("\u00a0", " ")
+    assert measured.startswith("unseen participants below validation in 1 of 2 runs")
+    assert "validation 25.0 %, unseen participants 23.5 %" in measured and claim.verdict == "holds here"
+    assert "no EPIC-100 numbers" in claim.report and "EPIC-100" in claim.claim
