@@ -69,6 +69,7 @@ baseline: str = ""  # the order-blind baseline run folder ("": tsn-res34-imagene
 examples: int = 3  # clips in the interactive gate player
 stats_clips: int = 32  # reversal-pair test clips (S1; EPIC-100: validation) for the gate statistics
 dataset: str = "epic55"  # epic55 | epic100: the dataset of the runs probed (their labelled splits)
+data_root: str = ""  # the runs' dataset root, as they were trained with (-p data_root); "": SynthKitchens
 
 # %% [markdown]
 # ## The runs
@@ -80,7 +81,7 @@ dataset: str = "epic55"  # epic55 | epic100: the dataset of the runs probed (the
 def run_name(method: str, backbone: str, pretrain: str) -> str:
     """The book's run folder of a variant at this preset, seed and dataset (validated by RunConfig)."""
     return RunConfig.from_params({"method": method, "backbone": backbone, "pretrain": pretrain, "preset": preset,
-                                  "seed": seed, "dataset": dataset}).name
+                                  "seed": seed, "dataset": dataset, "data_root": data_root or None}).name
 
 
 run = run or run_name("gsm", "bninc", "epic")

@@ -69,6 +69,7 @@ run: str = ""  # the EgoACO run folder under runs ("": egoaco-res34-imagenet-<pr
 examples: int = 3  # clips in the interactive attention player
 limit: int = 0  # probe only the first `limit` test clips of each split (0: all)
 dataset: str = "epic55"  # epic55 | epic100: the dataset of the run probed (its labelled splits)
+data_root: str = ""  # the runs' dataset root, as they were trained with (-p data_root); "": SynthKitchens
 
 # %% [markdown]
 # ## The run
@@ -78,7 +79,7 @@ dataset: str = "epic55"  # epic55 | epic100: the dataset of the run probed (its 
 
 # %%
 run = run or RunConfig.from_params({"method": "egoaco", "backbone": "res34", "pretrain": "imagenet", "preset": preset,
-                                    "seed": seed, "dataset": dataset}).name
+                                    "seed": seed, "dataset": dataset, "data_root": data_root or None}).name
 out_dir = Path(runs) / "book" / "05_lsta_attention"
 ego = probes.open_run(runs, run)
 if not isinstance(ego.model, models.EgoACO):

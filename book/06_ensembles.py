@@ -71,6 +71,7 @@ average: str = "softmax"  # softmax: mean of softmax scores (the report) | logit
 config: str = "configs/ensembles.yaml"  # the ensembles file (Table 1)
 seeds: str = ""  # several draws, e.g. "0,1,2" (the first is `seed`): Table 2 as mean ± std over them; "": one draw
 dataset: str = "epic55"  # epic55 (Table 2 on S1/S2) | epic100 (the EPIC-100 metrics table on validation)
+data_root: str = ""  # the runs' dataset root, as they were trained with (-p data_root); "": SynthKitchens
 
 # %% [markdown]
 # ## The member runs and the ensembles
@@ -82,12 +83,14 @@ dataset: str = "epic55"  # epic55 (Table 2 on S1/S2) | epic100 (the EPIC-100 met
 # test, EPIC-100's test split), each ensemble's challenge zip.
 
 # %%
-dataset = RunConfig.from_params({"preset": preset, "seed": seed, "dataset": dataset}).dataset  # validated
+data_root = data_root or None
+dataset = RunConfig.from_params({"preset": preset, "seed": seed, "dataset": dataset, "data_root": data_root}).dataset
 epic100 = dataset == "epic100"
 out = Path(runs) / "book" / "06_ensembles"
 cfg = ensemble.load_config(config)
-table = ensemble.run(runs, preset, out, seed=seed, config=config, average=average, dataset=dataset)
-run_scores = ensemble.load_runs(cfg, runs, preset, seed, dataset=dataset)
+table = ensemble.run(runs, preset, out, seed=seed, config=config, average=average, dataset=dataset,
+                     data_root=data_root)
+run_scores = ensemble.load_runs(cfg, runs, preset, seed, dataset=dataset, data_root=data_root)
 results = {name: {split: scores.read(out / f"{name}_{split}.npz") for split in ensemble.splits(dataset)}
            for name in cfg.ensembles}
 first = results[next(iter(cfg.ensembles))]
@@ -184,7 +187,8 @@ if epic100:
 else:
     singles = table[~table["name"].isin(list(cfg.ensembles))]
     display(ensemble.wide(singles, ("top1", "top5")).round(2))
-beats = ensemble.beats_best_member(cfg, results, run_scores, preset, seed, split=main_split, dataset=dataset)
+beats = ensemble.beats_best_member(cfg, results, run_scores, preset, seed, split=main_split, dataset=dataset,
+                                  data_root=data_root)
 display(beats.round(2))
 ensemble.save_table(out, "beats_best_member", beats)
 run_files.write_json(out / "summary.json", ensemble.summary(beats, setting))
@@ -211,7 +215,8 @@ plt.show()
 # *Size*: every equal-weight subset of the ten runs, by size (mean and range over subsets).
 
 # %%
-loo = ensemble.leave_one_out(cfg, "ensemble3", run_scores, preset, seed, average, dataset=dataset)
+loo = ensemble.leave_one_out(cfg, "ensemble3", run_scores, preset, seed, average, dataset=dataset,
+                             data_root=data_root)
 ensemble.save_table(out, "leave_one_out", loo)
 loo_action = loo[(loo["task"] == "action") & (loo["dropped"] != "none")]
 display(loo_action.pivot_table(index="dropped", columns="setting", values="change", sort=False).round(2)
@@ -256,10 +261,10 @@ plt.show()
 # %%
 rows = []
 for mode in ensemble.AVERAGES:
-    mode_results = ensemble.evaluate_ensembles(cfg, run_scores, preset, seed, mode, dataset)
+    mode_results = ensemble.evaluate_ensembles(cfg, run_scores, preset, seed, mode, dataset, data_root)
     for name in cfg.ensembles:
         rows += ensemble.top1_rows(name, mode_results[name], average=mode, nesting="nested (report)")
-    flat_names = [m.run_name(preset, seed, dataset) for m in cfg.runs("ensemble3")]
+    flat_names = [m.run_name(preset, seed, dataset, data_root) for m in cfg.runs("ensemble3")]
     rows += ensemble.top1_rows("ensemble3", ensemble.flat(run_scores, flat_names, mode), average=mode,
                                nesting="flat (10 runs, equal weights)")
 modes = pd.DataFrame(rows)
@@ -275,13 +280,15 @@ display(modes.pivot_table(index=["name", "nesting"], columns=["setting", "task",
 # the run folders are not touched); the ensembles are then recomputed with the GSM runs' centre-crop scores.
 
 # %%
-gsm_runs = [m.run_name(preset, seed, dataset) for m in cfg.runs() if m.method == "gsm"]
+gsm_runs = [m.run_name(preset, seed, dataset, data_root) for m in cfg.runs() if m.method == "gsm"]
 protocol, protocol_scores, skipped = ensemble.protocol_ablation(runs, gsm_runs)
 if skipped:
     display(Markdown(f"Skipped (no `checkpoint.pt` or `config.json` in the run folder): {', '.join(skipped)}."))
 if protocol_scores:
-    centre = {**run_scores, **{n: v["centre"] for n, v in protocol_scores.items()}}
-    centre_results = ensemble.evaluate_ensembles(cfg, centre, preset, seed, average, dataset)
+    # the labelled splits only: the re-scored GSM runs have no scores of a hidden test split
+    centre = {**{n: {s: v[s] for s in labelled} for n, v in run_scores.items()},
+              **{n: v["centre"] for n, v in protocol_scores.items()}}
+    centre_results = ensemble.evaluate_ensembles(cfg, centre, preset, seed, average, dataset, data_root)
     for name in cfg.ensembles:  # an ensemble's "crop" is the crop of its GSM members
         protocol = pd.concat([protocol, pd.DataFrame(ensemble.top1_rows(name, results[name], crop="full")
                                                      + ensemble.top1_rows(name, centre_results[name], crop="centre"))])

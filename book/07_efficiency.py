@@ -59,6 +59,7 @@ bench: str = ""  # bench_models.py JSON; empty: <runs>/book/07_efficiency/bench.
 gpu_bench: str = ""  # benchmarks/gpu.py JSON; empty: <runs>/book/07_efficiency/gpu.json when it exists
 gpu_tflops: float = 100.0  # sustained training TFLOP/s assumed for the GPU-hours estimate without a GPU JSON
 dataset: str = "epic55"  # epic55 | epic100: the dataset of the run folders to read (its labelled split)
+data_root: str = ""  # the runs' dataset root, as they were trained with (-p data_root); "": SynthKitchens
 
 # %% [markdown]
 # ## The measurements
@@ -69,7 +70,8 @@ dataset: str = "epic55"  # epic55 | epic100: the dataset of the run folders to r
 # intra-op thread unless told otherwise (`--threads`); the line below says what this file used.
 
 # %%
-dataset = RunConfig.from_params({"preset": preset, "seed": seed, "dataset": dataset}).dataset  # validated
+data_root = data_root or None
+dataset = RunConfig.from_params({"preset": preset, "seed": seed, "dataset": dataset, "data_root": data_root}).dataset
 labelled = efficiency.LABELLED_SPLITS[dataset][0]  # S1 (EPIC-55) or validation (EPIC-100): the accuracy shown
 labelled_name = {"s1": "S1"}.get(labelled, labelled)
 out_dir = Path(runs) / "book" / "07_efficiency"
@@ -166,7 +168,7 @@ plt.show()
 
 # %%
 variants = book.variants()
-trained, notes = efficiency.run_results(runs, variants, preset, seed, dataset)
+trained, notes = efficiency.run_results(runs, variants, preset, seed, dataset, data_root)
 for note in notes:
     display(Markdown(f"- {note}"))
 if len(trained):

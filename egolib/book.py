@@ -428,7 +428,7 @@ class Book:
         if len(self.draws) > 1:
             common["seeds"] = ",".join(map(str, self.draws))
         declared = declared_parameters(notebook)
-        if "dataset" in declared or self.dataset == "epic55":  # 01 knows only EPIC-55's data_root
+        if "dataset" in declared or self.dataset == "epic55":  # 01 checks an EPIC-55 data_root only
             common |= self.data_parameters
         return {k: v for k, v in common.items() if k in declared}
 
@@ -489,7 +489,7 @@ class Book:
             measured = sorted(self.executed)
         root = ROOT / RUNS
         table = results.run_table(root, [v for v in variants() if v not in baselines()], baselines(),
-                                  preset=self.preset, seed=self.seed, dataset=self.dataset)
+                                  preset=self.preset, seed=self.seed, dataset=self.dataset, data_root=self.data_root)
         table2 = results.ensembles_table(root, self.dataset) if "06_ensembles" in measured else None
         in_book = set(measured) | {"03_train_runs"}
         pages = {n for n in table["name"] if (root / n / "train.ipynb").exists()}

@@ -138,10 +138,11 @@ def summary(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def run_folder(runs_root: str | Path, variant: dict[str, str], preset: str, seed: int,
-               dataset: str = "epic55") -> Path:
-    """``<runs_root>/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>`` (``RunConfig.name``)."""
+               dataset: str = "epic55", data_root: str | None = None) -> Path:
+    """``<runs_root>/<method>-<backbone>-<pretrain>-<preset>[-<dataset>]-s<seed>[-data=<hash>]``
+    (``RunConfig.name``)."""
     member = Member(method=variant["method"], backbone=variant["backbone"], pretrain=variant["pretrain"])
-    return Path(runs_root) / member.run_name(preset, seed, dataset)
+    return Path(runs_root) / member.run_name(preset, seed, dataset, data_root)
 
 
 # The labelled splits of a run's metrics.json and where their top-1 sits: EPIC-55 S1/S2 (``s1.<task>.top1``),
@@ -163,6 +164,7 @@ def run_results(
     preset: str,
     seed: int,
     dataset: str = "epic55",
+    data_root: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Test accuracy and training cost of each complete run folder (``DONE`` present).
 
@@ -173,7 +175,7 @@ def run_results(
     """
     rows, notes = [], []
     for v in variants:
-        folder = run_folder(runs_root, v, preset, seed, dataset)
+        folder = run_folder(runs_root, v, preset, seed, dataset, data_root)
         if not (folder / "DONE").is_file():
             notes.append(f"{folder.name}: no complete run folder (no DONE) - skipped")
             continue

@@ -105,11 +105,11 @@ class Member:
     def is_run(self) -> bool:
         return self.ensemble is None
 
-    def run_name(self, preset: str, seed: int, dataset: str = "epic55") -> str:
+    def run_name(self, preset: str, seed: int, dataset: str = "epic55", data_root: str | None = None) -> str:
         """The run folder's name, as ``RunConfig.name`` spells it (e.g. ``gsm-bninc-epic-demo-s0``,
-        ``gsm-bninc-epic-demo-epic100-s0``)."""
+        ``gsm-bninc-epic-demo-epic100-s0``, ``gsm-bninc-epic-paper-s0-data=1a2b3c4d`` for a ``data_root``)."""
         return RunConfig(method=self.method, backbone=self.backbone, pretrain=self.pretrain, preset=preset,
-                         seed=seed, dataset=dataset).name
+                         seed=seed, dataset=dataset, data_root=data_root).name
 
     def label(self) -> str:
         return self.ensemble if self.ensemble else f"{self.method}-{self.backbone}-{self.pretrain}"
@@ -248,13 +248,13 @@ class MissingRunError(FileNotFoundError):
 
 
 def train_command(member: Member, preset: str, seed: int, runs_root: str | Path = "runs",
-                  dataset: str = "epic55") -> str:
+                  dataset: str = "epic55", data_root: str | None = None) -> str:
     """The papermill command that trains (or resumes) a member run into ``<runs_root>/<name>/``.
 
-    The ``paper`` preset trains on the real EPIC-Kitchens frames, so its command carries a ``data_root``
+    The ``paper`` preset trains on the real EPIC-Kitchens frames, so without a ``data_root`` its command carries a
     placeholder for the reader to fill in.
     """
-    name = member.run_name(preset, seed, dataset)
+    name = member.run_name(preset, seed, dataset, data_root)
     params = {"method": member.method, "backbone": member.backbone, "pretrain": member.pretrain, "preset": preset,
               "seed": str(seed)}
     if dataset != "epic55":
@@ -262,7 +262,9 @@ def train_command(member: Member, preset: str, seed: int, runs_root: str | Path 
     if Path(runs_root) != Path("runs"):
         params["run_dir"] = str(Path(runs_root) / name)
     flags = " ".join(f"-p {k} {shlex.quote(v)}" for k, v in params.items())
-    if preset == "paper":
+    if data_root is not None:
+        flags += f" -p data_root {shlex.quote(str(data_root))}"
+    elif preset == "paper":
         flags += f" -p data_root <{'EPIC-Kitchens-55' if dataset == 'epic55' else 'EPIC-KITCHENS-100'} root>"
     return f"papermill book/03_train.ipynb {shlex.quote(str(Path(runs_root) / name / 'train.ipynb'))} {flags}"
 
@@ -275,18 +277,21 @@ def load_run(run_dir: str | Path, dataset: str = "epic55") -> dict[str, Scores]:
 
 
 def load_runs(config: EnsembleConfig, runs_root: str | Path, preset: str, seed: int = 0,
-              names: Sequence[str] | None = None, dataset: str = "epic55") -> dict[str, dict[str, Scores]]:
-    """The score files of every run of the ensembles ``names`` (all when None), keyed by run folder name.
+              names: Sequence[str] | None = None, dataset: str = "epic55", data_root: str | None = None
+              ) -> dict[str, dict[str, Scores]]:
+    """The score files of every run of the ensembles ``names`` (all when None), keyed by run folder name (which
+    names ``dataset`` and ``data_root``, as ``RunConfig.name`` does).
 
     Raises:
         MissingRunError: runs whose folder lacks a score file, each with the command that trains it.
         egolib.scores.ScoreFileError: a score file in the old format (with the command that rewrites it).
     """
     members = config.runs() if names is None else list(dict.fromkeys(r for n in names for r in config.runs(n)))
-    folder = {m: Path(runs_root) / m.run_name(preset, seed, dataset) for m in members}
+    folder = {m: Path(runs_root) / m.run_name(preset, seed, dataset, data_root) for m in members}
     missing = [m for m in members if not all((folder[m] / f"scores_{s}.npz").exists() for s in splits(dataset))]
     if missing:
-        lines = "\n".join(f"  {folder[m]}: {train_command(m, preset, seed, runs_root, dataset)}" for m in missing)
+        lines = "\n".join(f"  {folder[m]}: {train_command(m, preset, seed, runs_root, dataset, data_root)}"
+                          for m in missing)
         raise MissingRunError(f"{len(missing)} member run(s) of the ensembles have no score files; train each with "
                               f"its command (from the repository root):\n{lines}")
     return {folder[m].name: load_run(folder[m], dataset) for m in members}
@@ -400,13 +405,13 @@ def combine(members: Mapping[str, Scores], average: str = "softmax",
 
 
 def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-                       seed: int = 0, average: str = "softmax", dataset: str = "epic55"
-                       ) -> dict[str, dict[str, Scores]]:
+                       seed: int = 0, average: str = "softmax", dataset: str = "epic55",
+                       data_root: str | None = None) -> dict[str, dict[str, Scores]]:
     """Every ensemble of ``config``, nested members computed first, per split (the splits the runs scored).
 
     Args:
         run_scores: run folder name -> split -> Scores (``load_runs``).
-        dataset: the runs' dataset (it names their folders).
+        dataset, data_root: the runs' dataset and data root (they name their folders).
 
     Returns:
         ensemble name -> split -> its averaged Scores.
@@ -417,7 +422,7 @@ def evaluate_ensembles(config: EnsembleConfig, run_scores: Mapping[str, Mapping[
         if name not in done:
             parts = {}
             for m in config.members(name):
-                key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
+                key = m.run_name(preset, seed, dataset, data_root) if m.is_run else m.ensemble
                 parts[key] = run_scores[key] if m.is_run else build(m.ensemble)
             split_names = next(iter(parts.values()))
             done[name] = {split: combine({k: v[split] for k, v in parts.items()}, average) for split in split_names}
@@ -501,16 +506,20 @@ def epic100_table(results: Mapping[str, Mapping[str, Scores]], annotations: epic
     return table.rename_axis("name")
 
 
-def annotations_of(preset: str, seed: int = 0, dataset: str = "epic100") -> epic.Epic100:
-    """The EPIC-100 annotations of the embedded SynthKitchens draw the runs of ``preset`` and ``seed`` used
-    (``RunConfig.dataset_path``, relative to the working directory).
+def annotations_of(preset: str, seed: int = 0, dataset: str = "epic100", data_root: str | None = None
+                   ) -> epic.Epic100:
+    """The EPIC-100 annotations the runs of ``preset`` and ``seed`` used: ``<data_root>/annotations``, or those of
+    the embedded SynthKitchens draw (``RunConfig.dataset_path``, relative to the working directory).
 
     Raises:
-        FileNotFoundError: the draw is not there; the message says how to make it.
+        FileNotFoundError: the annotations are not there; the message says what to fix.
     """
     if dataset != "epic100":
         raise ValueError(f"only EPIC-100 runs are scored with the EPIC-100 metrics, not {dataset!r}")
-    root = RunConfig(preset=preset, seed=seed, dataset=dataset).dataset_path
+    root = RunConfig(preset=preset, seed=seed, dataset=dataset, data_root=data_root).dataset_path
+    if data_root is not None and not (root / "annotations").is_dir():
+        raise FileNotFoundError(f"no annotations folder in {root}: data_root must be the EPIC-KITCHENS-100 root the "
+                                "runs were trained on, holding annotations/EPIC_100_*.csv")
     if not (root / "annotations").is_dir():
         raise FileNotFoundError(f"no annotations in {root}: the runs' data set is missing; train a run "
                                 f"(book/03_train.ipynb with -p dataset {dataset}) to generate it, from the "
@@ -570,13 +579,14 @@ def top1_rows(name: str, split_scores: Mapping[str, Scores], **extra: Any) -> li
 
 def beats_best_member(config: EnsembleConfig, results: Mapping[str, Mapping[str, Scores]],
                       run_scores: Mapping[str, Mapping[str, Scores]], preset: str, seed: int = 0,
-                      split: str = "s1", task: str = "action", dataset: str = "epic55") -> pd.DataFrame:
+                      split: str = "s1", task: str = "action", dataset: str = "epic55",
+                      data_root: str | None = None) -> pd.DataFrame:
     """Each ensemble's top-1 on ``split`` against its best direct member (a run or a nested ensemble), in percent."""
     rows = []
     for name in config.ensembles:
         members = {}
         for m in config.members(name):
-            key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
+            key = m.run_name(preset, seed, dataset, data_root) if m.is_run else m.ensemble
             members[key] = (run_scores[key] if m.is_run else results[m.ensemble])[split]
         accs = {k: 100 * top1(v)[task] for k, v in members.items()}
         best = max(accs, key=accs.get)
@@ -591,25 +601,30 @@ def beats_best_member(config: EnsembleConfig, results: Mapping[str, Mapping[str,
 
 
 def _nested(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-            seed: int, average: str, drop: str | None = None, dataset: str = "epic55") -> dict[str, Scores]:
+            seed: int, average: str, drop: str | None = None, dataset: str = "epic55",
+            data_root: str | None = None) -> dict[str, Scores]:
     """Ensemble ``name`` recomputed (nested members too), without its direct member ``drop``."""
-    sub = {k: tuple(m for m in ms if not (k == name and (m.run_name(preset, seed, dataset) if m.is_run
+    sub = {k: tuple(m for m in ms if not (k == name and (m.run_name(preset, seed, dataset, data_root) if m.is_run
                                                          else m.ensemble) == drop))
            for k, ms in config.ensembles.items()}
-    return evaluate_ensembles(EnsembleConfig(sub, config.path), run_scores, preset, seed, average, dataset)[name]
+    return evaluate_ensembles(EnsembleConfig(sub, config.path), run_scores, preset, seed, average, dataset,
+                              data_root)[name]
 
 
 def leave_one_out(config: EnsembleConfig, name: str, run_scores: Mapping[str, Mapping[str, Scores]], preset: str,
-                  seed: int = 0, average: str = "softmax", dataset: str = "epic55") -> pd.DataFrame:
+                  seed: int = 0, average: str = "softmax", dataset: str = "epic55", data_root: str | None = None
+                  ) -> pd.DataFrame:
     """Ensemble ``name`` without each of its direct members in turn: top-1 (percent) per labelled setting and task.
 
     Returns:
         Rows ``dropped`` ("none" for the full ensemble), setting, task, top1, and ``change`` against the full one.
     """
-    rows = top1_rows(name, _nested(config, name, run_scores, preset, seed, average, dataset=dataset), dropped="none")
+    rows = top1_rows(name, _nested(config, name, run_scores, preset, seed, average, dataset=dataset,
+                                   data_root=data_root), dropped="none")
     for m in config.members(name):
-        key = m.run_name(preset, seed, dataset) if m.is_run else m.ensemble
-        rows += top1_rows(name, _nested(config, name, run_scores, preset, seed, average, drop=key, dataset=dataset),
+        key = m.run_name(preset, seed, dataset, data_root) if m.is_run else m.ensemble
+        rows += top1_rows(name, _nested(config, name, run_scores, preset, seed, average, drop=key, dataset=dataset,
+                                        data_root=data_root),
                           dropped=key)
     table = pd.DataFrame(rows)
     full = table[table["dropped"] == "none"].set_index(["setting", "task"])["top1"]
@@ -736,13 +751,14 @@ def run_config(run_dir: str | Path) -> RunConfig:
 
 
 def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progress: bool = False,
-                         device: str | None = None) -> dict[str, Scores]:
+                         device: str | None = None, splits: Sequence[str] | None = None) -> dict[str, Scores]:
     """A run's test scores recomputed from its checkpoint (nothing written), optionally with another test crop.
 
     Args:
         run_dir: the run folder (``config.json``, ``checkpoint.pt``).
         crop: ``full`` (whole frame, GSM's protocol) or ``centre`` (EgoACO's); None: the run's own.
         device: ``cpu``, ``cuda`` or ``auto``; None: the run's own setting.
+        splits: the test splits to score; None: all of the run's.
 
     Returns:
         split -> Scores.
@@ -758,7 +774,8 @@ def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progre
     dist = train.setup_distributed(cfg)
     data = train.load_data(cfg, progress=progress)
     model = models.load_model(ckpt).to(dist.device)
-    return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in data.test_splits}
+    return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in data.test_splits
+            if splits is None or split in splits}
 
 
 def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -792,8 +809,9 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
     """Full frame (the report's GSM protocol) vs centre crop for GSM runs.
 
     The run's own protocol comes from its score files (written from the checkpoint by ``evaluate``, the protocol
-    recorded in ``metrics.json``); the other crop is re-scored from the checkpoint. Runs without a checkpoint
-    are skipped (and listed).
+    recorded in ``metrics.json``); the other crop is re-scored from the checkpoint, on the labelled splits only
+    (top-1 needs labels: EPIC-100's hidden test split is not scored). Runs without a checkpoint are skipped (and
+    listed).
 
     Returns:
         ``(table, scores, skipped)``: top-1 rows (name, crop, setting, task, top1 in percent); run -> crop ->
@@ -807,9 +825,10 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
             continue
         own = json.loads((run_dir / "metrics.json").read_text()).get("protocol", {}).get("crop") \
             if (run_dir / "metrics.json").exists() else None
-        dataset = run_config(run_dir).dataset
-        out[name] = {crop: load_run(run_dir, dataset) if crop == own else
-                     rescore_split_scores(run_dir, crop=crop, progress=progress, device=device)
+        mine = load_run(run_dir, run_config(run_dir).dataset)
+        labelled = labelled_splits(mine)
+        out[name] = {crop: {s: mine[s] for s in labelled} if crop == own else
+                     rescore_split_scores(run_dir, crop=crop, progress=progress, device=device, splits=labelled)
                      for crop in ("full", "centre")}
         for crop, split_scores in out[name].items():
             rows += top1_rows(name, split_scores, crop=crop)
@@ -848,7 +867,8 @@ def write_epic100_submission(path: str | Path, test: Scores) -> Path:
 
 
 def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
-        config: str | Path = DEFAULT_CONFIG, average: str = "softmax", dataset: str = "epic55") -> pd.DataFrame:
+        config: str | Path = DEFAULT_CONFIG, average: str = "softmax", dataset: str = "epic55",
+        data_root: str | None = None) -> pd.DataFrame:
     """Every ensemble of ``config``: writes ``out/<ensemble>_<split>.npz`` for each split the runs scored and, when
     a split's labels are hidden (the real EPIC-55 test set, EPIC-100's test split), ``out/<ensemble>_submission.zip``.
     EPIC-55: ``out/table2.csv`` (one row per ensemble and per member run, setting and task). EPIC-100:
@@ -860,8 +880,8 @@ def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; choose one of {', '.join(AVERAGES)}")
     cfg = load_config(config)
-    run_scores = load_runs(cfg, runs_root, preset, seed, dataset=dataset)
-    results = evaluate_ensembles(cfg, run_scores, preset, seed, average, dataset)
+    run_scores = load_runs(cfg, runs_root, preset, seed, dataset=dataset, data_root=data_root)
+    results = evaluate_ensembles(cfg, run_scores, preset, seed, average, dataset, data_root)
     out = Path(out)
     for name, split_scores in results.items():
         for split, s in split_scores.items():
@@ -869,7 +889,7 @@ def run(runs_root: str | Path, preset: str, out: str | Path, *, seed: int = 0,
         if not all(s.labelled for s in split_scores.values()):
             write_submission(out / f"{name}_submission.zip", split_scores)
     if dataset == "epic100":
-        table = epic100_table({**results, **run_scores}, annotations_of(preset, seed, dataset))
+        table = epic100_table({**results, **run_scores}, annotations_of(preset, seed, dataset, data_root))
         runs.write_text(out / f"{EPIC100_TABLE}.csv", table.to_csv(float_format="%.4f"))
         return table
     table = table2({**results, **run_scores})
@@ -917,6 +937,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the member runs' seed")
     parser.add_argument("--dataset", default="epic55", choices=DATASETS,
                         help="the member runs' dataset (epic100: the EPIC-100 metrics table on validation)")
+    parser.add_argument("--data-root", default=None,
+                        help="the member runs' dataset root, as they were trained with (default: SynthKitchens)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="the ensembles file (Table 1)")
     parser.add_argument("--average", default="softmax", choices=AVERAGES,
                         help="softmax: mean of softmax scores (the report); logits: mean of raw logits (GSM code)")
@@ -925,7 +947,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         table = run(args.runs, args.preset, args.out, seed=args.seed, config=args.config, average=args.average,
-                    dataset=args.dataset)
+                    dataset=args.dataset, data_root=args.data_root)
     except (MissingRunError, scores.ScoreFileError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
     if args.dataset == "epic100":

@@ -87,8 +87,9 @@ def run_top1(metrics: dict[str, Any], key: str, task: str) -> float:
 
 
 def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselines: Sequence[dict[str, str]],
-              *, preset: str, seed: int, dataset: str = "epic55") -> pd.DataFrame:
-    """One row per run of the book (Table 1 variants, then baselines) at ``preset``, ``seed`` and ``dataset``.
+              *, preset: str, seed: int, dataset: str = "epic55", data_root: str | None = None) -> pd.DataFrame:
+    """One row per run of the book (Table 1 variants, then baselines) at ``preset``, ``seed``, ``dataset`` and
+    ``data_root``.
 
     Columns: ``name, method, backbone, pretrain, baseline, complete``, top-1 per split and task in %
     (``SPLIT_COLUMNS``: ``s1_action`` ... on EPIC-55, ``validation_action``, ``unseen_action`` ... on EPIC-100; NaN
@@ -97,7 +98,8 @@ def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselin
     """
     rows = []
     for params, baseline in [(v, False) for v in variants] + [(b, True) for b in baselines]:
-        cfg = RunConfig.from_params({**params, "preset": preset, "seed": seed, "dataset": dataset})
+        cfg = RunConfig.from_params({**params, "preset": preset, "seed": seed, "dataset": dataset,
+                                   "data_root": data_root})
         folder = Path(runs_root) / cfg.name
         complete = (folder / "DONE").exists() and (folder / "metrics.json").exists()
         metrics = json.loads((folder / "metrics.json").read_text()) if complete else {}

@@ -22,6 +22,8 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_BOOK = ROOT / "_build" / "smoke-book"  # a copy of the sources; its runs/ and data/ persist between sessions
 SMOKE_BOOK_EPIC100 = ROOT / "_build" / "smoke-book-epic100"  # the same on SynthKitchens in the EPIC-100 layout
+SMOKE_BOOK_DATA_ROOT = ROOT / "_build" / "smoke-book-data-root"  # the same on a dataset root given by --data-root
+SMOKE_DATA_ROOT = ROOT / "_build" / "smoke-data-root"  # that root: a SynthKitchens smoke draw in the EPIC-55 layout
 KEEP = {"runs", "data", "_build"}  # what the copy keeps from its last build: steps whose key is unchanged are reused
 
 
@@ -71,6 +73,19 @@ def smoke_book_epic100() -> Path:
     """The smoke book on SynthKitchens in the EPIC-100 layout (``--dataset epic100``), in its own copy of the
     checkout (``_build/smoke-book-epic100``: its runs, data and pages never mix with the EPIC-55 book's)."""
     return build_smoke_book(SMOKE_BOOK_EPIC100, "--dataset", "epic100")
+
+
+@pytest.fixture(scope="session")
+def smoke_book_data_root() -> tuple[Path, Path]:
+    """The smoke book on a dataset root outside the embedded default (``--data-root``, as a real EPIC-Kitchens-55
+    copy is given): a SynthKitchens smoke draw written to ``_build/smoke-data-root`` stands in for the real frames.
+    Returns ``(book copy, data root)``."""
+    from egolib import synthetic
+
+    if not synthetic.is_generated(SMOKE_DATA_ROOT, "smoke"):
+        subprocess.run([sys.executable, "-m", "egolib.synthetic", "--preset", "smoke", "--out", str(SMOKE_DATA_ROOT)],
+                       cwd=ROOT, check=True, capture_output=True)
+    return build_smoke_book(SMOKE_BOOK_DATA_ROOT, "--data-root", str(SMOKE_DATA_ROOT)), SMOKE_DATA_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -413,3 +413,26 @@ def test_epic100_run_scores_validation_and_writes_each_ensembles_epic100_zip(tmp
     assert doc["results"]["P03_101_0"]["verb"]["0"] == pytest.approx(float(np.log(test.verb[0, 0])), rel=1e-6)
     with pytest.raises(ensemble.MissingRunError, match="-p dataset epic100"):
         ensemble.load_runs(ensemble.load_config(cfg), tmp_path / "runs", "smoke", seed=1, dataset="epic100")
+
+
+def test_epic100_runs_on_a_data_root_are_read_from_their_own_folders_with_its_annotations(tmp_path, monkeypatch):
+    root = tmp_path / "EPIC-KITCHENS"  # a real copy's root (never read here: the annotations are patched)
+    cfg = write_config(tmp_path / "ens.yaml", {"e1": [RUN_A, RUN_B]})
+    for run in (RUN_A, RUN_B):
+        folder = tmp_path / "runs" / ensemble.Member(**run).run_name("paper", 0, "epic100", str(root))
+        assert "-paper-epic100-s0-data=" in folder.name
+        scores.write(folder / "scores_validation.npz", _epic100_scores([[3, 0, 0], [0, 0, 1]], [[2, 0], [0, 1]]))
+        scores.write(folder / "scores_test.npz", _epic100_scores([[1, 0, 0], [0, 1, 0]], [[1, 0], [0, 1]],
+                                                                labels=None))
+    with pytest.raises(ensemble.MissingRunError, match="-p data_root <EPIC-KITCHENS-100 root>"):
+        ensemble.run(tmp_path / "runs", "paper", tmp_path / "out", config=cfg, dataset="epic100")  # no data_root
+    asked = []
+    monkeypatch.setattr(ensemble, "annotations_of", lambda *a: asked.append(a) or _epic100_annotations())
+    table = ensemble.run(tmp_path / "runs", "paper", tmp_path / "out", config=cfg, dataset="epic100",
+                         data_root=str(root))
+    assert asked == [("paper", 0, "epic100", str(root))]
+    assert list(table.index)[1:] == [ensemble.Member(**r).run_name("paper", 0, "epic100", str(root))
+                                     for r in (RUN_A, RUN_B)]
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="data_root must be the EPIC-KITCHENS-100 root"):
+        ensemble.annotations_of("paper", 0, "epic100", str(root))
