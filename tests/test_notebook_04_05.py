@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GATES = ROOT / "book" / "04_gsm_gates.ipynb"
 ATTENTION = ROOT / "book" / "05_lsta_attention.ipynb"
 COMMON = {"preset": ("str", "demo"), "seed": ("int", 0), "runs": ("str", "runs"), "run": ("str", ""),
-          "dataset": ("str", "epic55")}
+          "dataset": ("str", "epic55"), "data_root": ("str", "")}
 
 
 @pytest.mark.parametrize(("notebook", "own"), [(GATES, {"baseline"}), (ATTENTION, {"limit"})], ids=["04", "05"])

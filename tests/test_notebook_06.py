@@ -40,7 +40,7 @@ def test_parameters_are_the_agreed_ones_typed_with_help():
     params = pm.inspect_notebook(str(NOTEBOOK))  # (tests/test_book.py checks the .py/.ipynb pairing)
     assert {k: p["inferred_type_name"] for k, p in params.items()} == {
         "preset": "str", "seed": "int", "runs": "str", "average": "str", "config": "str", "seeds": "str",
-        "dataset": "str"}
+        "dataset": "str", "data_root": "str"}
     assert all(p["help"] for p in params.values())
     assert ast.literal_eval(params["average"]["default"]) in ensemble.AVERAGES
 
