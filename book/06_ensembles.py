@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -53,7 +53,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from egolib import ensemble, figures, scores
+from egolib import ensemble, figures, paper, scores, verdicts
 from egolib import runs as run_files
 from egolib import seeds as draws
 from egolib.config import RunConfig
@@ -192,6 +192,24 @@ beats = ensemble.beats_best_member(cfg, results, run_scores, preset, seed, split
 display(beats.round(2))
 ensemble.save_table(out, "beats_best_member", beats)
 run_files.write_json(out / "summary.json", ensemble.summary(beats, setting))
+correct = ensemble.correct_table({**results, **run_scores})  # 1/0 per segment of each labelled split
+ensemble.save_table(out, "action_correct", correct)
+
+# %% [markdown]
+# A gain of a fraction of a point on one test set may be noise. The verdict on the report's claim that an ensemble
+# beats its best member reads each gain with a paired bootstrap interval over the segments
+# (`egolib.verdicts.ensemble_beats_best_member`, the function the claims page calls on the same `action_correct.csv`
+# and `beats_best_member.csv`); the same machinery asks whether Ensemble 3 is the best ensemble
+# (`egolib.verdicts.best_is`).
+
+# %%
+primary = correct[correct["split"] == main_split]
+beats_claim = verdicts.ensemble_beats_best_member(
+    primary, dict(zip(beats["ensemble"], beats["best_member"], strict=True)))
+best_claim = verdicts.best_is(primary[list(cfg.ensembles)], paper.BEST_ENSEMBLE["name"])
+display(Markdown(f"**Each ensemble beats its best member ({setting} action top-1): {beats_claim.outcome}.** "
+                 f"{beats_claim.criterion}\n\n" + "\n".join(f"- {d.text()}" for d in beats_claim.differences)
+                 + f"\n\n**Ensemble 3 is the best ensemble: {best_claim.outcome}** ({best_claim.text()})."))
 
 # %%
 if epic100:
@@ -397,8 +415,8 @@ lines = [f"Data: **{data_name}**, averaging `{average}`. The report's numbers ar
          + (" and have no EPIC-100 counterpart: the numbers below are EPIC-100 validation metrics." if epic100
             else ".")]
 for name in cfg.ensembles:
-    verdict = (("beats" if beats.set_index("ensemble").loc[name, "beats_best_member"] else "does not beat")
-               + f" its best member ({beats.set_index('ensemble').loc[name, 'best_member']}).")
+    gain = next(d for d in beats_claim.differences if d.label.startswith(f"{name} - "))
+    verdict = f"beats its best member: {gain.outcome} ({gain.text()})."
     if epic100:
         lines.append(f"- {name}: action top-1 on validation {table.loc[name, 'overall action top1']:.2f} % overall, "
                      f"{table.loc[name, 'tail action top1']:.2f} % on tail classes, "

@@ -571,6 +571,27 @@ def correct(s: Scores, task: str = "action") -> np.ndarray:
     return predicted(s, task) == label
 
 
+def correct_table(split_scores: Mapping[str, Mapping[str, Scores]], task: str = "action") -> pd.DataFrame:
+    """Right or wrong (1/0) on every segment of every labelled split, one column per name (run or ensemble): the
+    per-segment outcomes the verdicts (``egolib.verdicts``) resample.
+
+    Args:
+        split_scores: ``{name: {split: Scores}}``, every name scored on the same segments.
+
+    Returns:
+        Rows ``split, uid`` (the first name's segment order), then one int column per name.
+    """
+    names = list(split_scores)
+    parts = []
+    for split in labelled_splits(split_scores[names[0]]):
+        aligned = check_compatible({n: split_scores[n][split] for n in names})
+        part = pd.DataFrame({"split": split, "uid": aligned[names[0]].uid})
+        for n in names:
+            part[n] = correct(aligned[n], task).astype(int)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def top1_rows(name: str, split_scores: Mapping[str, Scores], **extra: Any) -> list[dict[str, Any]]:
     """Top-1 accuracy (percent) rows of the labelled splits: name, setting, task, top1, plus ``extra`` columns."""
     return [{"name": name, **extra, "setting": SETTINGS[split], "task": t, "top1": 100 * v}

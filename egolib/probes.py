@@ -481,11 +481,12 @@ def order_probe(run: ProbeRun, splits: Sequence[str] | None = None) -> pd.DataFr
         splits: test splits to probe (None: the run's labelled splits, ``ProbeRun.labelled_splits``).
 
     Returns:
-        Rows ``split, uid, verb, forward, backward``.
+        Rows ``split, uid, verb, partner, forward, backward`` (``partner``: the other verb of the clip's pair).
     """
     splits = run.labelled_splits if splits is None else splits
     names = run.class_names("verb")
-    verbs = {v for pair in reversal_pairs(names) for v in pair}
+    partner = {a: b for pair in reversal_pairs(names) for a, b in (pair, pair[::-1])}
+    verbs = set(partner)
     if not verbs:
         raise ValueError(f"{run.data.root}: no time-reversal verb pair ({REVERSAL_PAIRS}) among the verb classes")
     parts = []
@@ -493,8 +494,8 @@ def order_probe(run: ProbeRun, splits: Sequence[str] | None = None) -> pd.DataFr
         segments = run.segments(split)
         keep = np.flatnonzero(segments.verb_class.isin(verbs).to_numpy())
         pred = order_predictions(run.model, Subset(run.dataset(split), keep.tolist()), batch_size=run.cfg.batch_size)
-        parts.append(pred.assign(split=split))
-    return pd.concat(parts, ignore_index=True)[["split", "uid", "verb", "forward", "backward"]]
+        parts.append(pred.assign(split=split, partner=pred.verb.map(partner)))
+    return pd.concat(parts, ignore_index=True)[["split", "uid", "verb", "partner", "forward", "backward"]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -634,10 +635,25 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None) -> p
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def pointing_table(frames: pd.DataFrame, *, seed: int = 0) -> pd.Series:
-    """Pointing-game accuracy (%) of each branch and of the two baselines on the frames of ``attention_probe``.
+def baseline_hits(frames: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """The frames of ``attention_probe`` with the two baselines' hits added: ``hit_centre`` (the centre prior) and
+    ``hit_random`` (a seeded random peak per frame), on the branches' map size (``h, w``).
 
-    The centre prior and the random peaks use the branches' map size (``h, w``); random peaks are seeded.
+    Args:
+        frames: ``attention_probe``'s rows (one per frame with a visible box).
+        seed: the random peaks' seed.
+    """
+    if frames.empty:
+        raise ValueError("no frame with a visible active object: the pointing game has nothing to score")
+    boxes = frames[["x0", "y0", "x1", "y1"]].to_numpy()
+    (h, w), n = (int(v) for v in frames[["h", "w"]].iloc[0]), len(frames)
+    return frames.assign(hit_centre=pointing_hits(centre_prior(n, h, w), boxes),
+                         hit_random=pointing_hits(random_peaks(n, h, w, seed), boxes))
+
+
+def pointing_table(frames: pd.DataFrame, *, seed: int = 0) -> pd.Series:
+    """Pointing-game accuracy (%) of each branch and of the two baselines (``baseline_hits``) on the frames of
+    ``attention_probe``.
 
     Args:
         frames: ``attention_probe``'s rows (one per frame with a visible box).
@@ -646,11 +662,5 @@ def pointing_table(frames: pd.DataFrame, *, seed: int = 0) -> pd.Series:
     Returns:
         ``act, obj, ctx, centre, random`` in %.
     """
-    if frames.empty:
-        raise ValueError("no frame with a visible active object: the pointing game has nothing to score")
-    boxes = frames[["x0", "y0", "x1", "y1"]].to_numpy()
-    (h, w), n = frames[["h", "w"]].iloc[0].tolist(), len(frames)
-    out = {b: 100.0 * float(frames[f"hit_{b}"].mean()) for b in BRANCHES}
-    out["centre"] = 100.0 * pointing_game(centre_prior(n, h, w), boxes)
-    out["random"] = 100.0 * pointing_game(random_peaks(n, h, w, seed), boxes)
-    return pd.Series(out)
+    frames = baseline_hits(frames, seed=seed)
+    return pd.Series({b: 100.0 * float(frames[f"hit_{b}"].mean()) for b in (*BRANCHES, "centre", "random")})

@@ -1,16 +1,18 @@
 """The pages the book builds from its own files: the report's claims checked, and the run index.
 
-Nothing here is typed in: every number measured here comes from a run folder (``runs/<name>/metrics.json``) or
-from a chapter's outputs (``runs/book/<stem>/summary.json``, ``runs/book/06_ensembles/table2.csv``, on EPIC-100
-``epic100_metrics.csv``), and every number of the report from ``egolib.paper``. A claim whose chapter produced no
-numbers says "not measured".
+Nothing here is typed in: every number measured here comes from a run folder (``runs/<name>/metrics.json`` and its
+score files) or from a chapter's outputs (``runs/book/04_gsm_gates/order_predictions.csv``,
+``runs/book/05_lsta_attention/pointing_frames.csv``, ``runs/book/06_ensembles/action_correct.csv`` and
+``beats_best_member.csv``, ``table2.csv``, on EPIC-100 ``epic100_metrics.csv``), and every number of the report
+from ``egolib.paper``. Each verdict is the one the measuring chapter gives, from the same function of
+``egolib.verdicts`` on the same files: a difference with its bootstrap interval, read as *holds*, *does not hold* or
+*cannot tell at this size*. A claim whose chapter produced no numbers says "not measured".
 
 On EPIC-100 (``dataset="epic100"``) the labelled split is ``validation``: where the report compares S1 (seen
 kitchens) with S2 (unseen), the pages compare the validation set overall with its unseen participants, and the
 Table 2 section becomes the ensembles' EPIC-100 metrics (the report has no EPIC-100 numbers).
 
-``summary.json`` of a chapter: ``{key: {"value": float, "unit": str, "label": str}}``.
-"""
+``summary.json`` of a chapter: ``{key: {"value": float, "unit": str, "label": str}}``."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from egolib import paper
+from egolib import paper, verdicts
 from egolib.config import RunConfig
 
 NOT_MEASURED = "not measured"
@@ -46,8 +49,10 @@ class Claim:
     claim: str  # the claim, in words
     measured: str  # the number(s) measured here with units, or NOT_MEASURED
     report: str  # the report's number(s), or what it says
-    verdict: str  # "holds here", "does not hold here", "partly", or NOT_MEASURED
+    verdict: str  # verdicts.HOLDS, DOES_NOT_HOLD, CANNOT_TELL, or NOT_MEASURED
     chapter: str  # stem of the page that measures it (runs/book/<stem> or book/<stem>)
+    difference: str  # the difference(s) the verdict reads, with interval and resampling ("" when not measured)
+    criterion: str  # how the verdict is decided, in words (egolib.verdicts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,73 +164,124 @@ def _report(value: float) -> str:
     return _pct(value, digits=2)
 
 
-def _entry(summary: dict[str, dict[str, Any]], key: str) -> tuple[float, str]:
-    if key not in summary:
-        raise KeyError(key)
-    return float(summary[key]["value"]), summary[key]["unit"]
-
-
 def _variant_name(method: str, backbone: str, pretrain: str) -> str:
     return f"{METHOD_NAMES[method]} {BACKBONE_NAMES[backbone]} ({PRETRAIN_NAMES[pretrain]})"
 
 
-def claim_gsm_models_time(summary: dict | None) -> Claim:
-    """Chapter 04's order probe: GSM separates time-reversed verbs better than TSN."""
+def _claim(words: str, measured: str, report: str, verdict: verdicts.Verdict, chapter: str) -> Claim:
+    return Claim(words, measured, report, verdict.outcome, chapter, verdict.text(), verdict.criterion)
+
+
+def _not_measured(words: str, report: str, chapter: str, criterion: str) -> Claim:
+    return Claim(words, NOT_MEASURED, report, NOT_MEASURED, chapter, "", criterion)
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _split_name(split: str) -> str:
+    return {"s1": "S1", "s2": "S2"}.get(split, split)
+
+
+def claim_gsm_models_time(folder: Path | None) -> Claim:
+    """Chapter 04's order probe (``order_predictions.csv`` in ``folder``): GSM follows the order of the clip more
+    than TSN (``verdicts.gsm_models_time``)."""
     words = "GSM models time: it tells apart verbs that differ only in their temporal order"
     report = "the reason for GSM {cite:p}`sudhakaran2020gsm`; no number in the report"
-    try:
-        gsm, unit = _entry(summary or {}, "order_pairs_gsm")
-        tsn, _ = _entry(summary, "order_pairs_tsn")
-        flip_gsm, flip_unit = _entry(summary, "order_flip_gsm")
-        flip_tsn, _ = _entry(summary, "order_flip_tsn")
-    except KeyError:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "04_gsm_gates")
-    measured = (f"verb top-1 on the time-reversal pairs: GSM {_pct(gsm, unit)}, TSN {_pct(tsn, unit)}; "
-                f"verb changes when played backward: GSM {_pct(flip_gsm, flip_unit)}, TSN {_pct(flip_tsn, flip_unit)}")
-    holds = [gsm > tsn, flip_gsm > flip_tsn]
-    return Claim(words, measured, report, _verdict(holds), "04_gsm_gates")
+    predictions = _csv(folder / "order_predictions.csv") if folder else None
+    if predictions is None:
+        return _not_measured(words, report, "04_gsm_gates", verdicts.GSM_MODELS_TIME)
+    verdict = verdicts.gsm_models_time(predictions)
+    scored = predictions.assign(order=verdicts.order_scores(predictions), right=predictions.forward == predictions.verb)
+    by_model = scored.groupby("model")[["order", "right"]].mean() * 100  # % of clips
+    measured = "; ".join(f"{label}: GSM {_pct(by_model.loc['GSM', column])}, TSN {_pct(by_model.loc['TSN', column])}"
+                         for column, label in (("order", "mean order score"), ("right", "verb top-1 forward")))
+    return _claim(words, measured, report, verdict, "04_gsm_gates")
 
 
-def claim_egoaco_attends_to_object(summary: dict | None) -> Claim:
-    """Chapter 05's pointing game: the object branch's attention peak lands on the active object more often than
-    a centre prior and than random peaks, on both S1 and S2 (EPIC-100: on validation). The LSTA (act) attention's
-    hits are shown beside it for context; the verdict is the object branch's, the branch built for the object."""
+def claim_egoaco_attends_to_object(folder: Path | None) -> Claim:
+    """Chapter 05's pointing game (``pointing_frames.csv`` in ``folder``): the object branch's attention peak lands
+    on the active object more often than a centre prior and than random peaks, on every labelled split
+    (``verdicts.egoaco_attends_to_object``). The LSTA (act) attention's hits are shown beside it for context; the
+    verdict is the object branch's, the branch built for the object."""
     words = "EgoACO attends to the active object"
     report = "the object branch's purpose {cite:p}`sudhakaran2021egoaco`; no number in the report"
-    splits = ("validation",) if "pointing_obj_validation" in (summary or {}) else ("s1", "s2")  # EPIC-100 / 55
-    try:
-        values = {(branch, split): _entry(summary or {}, f"pointing_{branch}_{split}")
-                  for branch in ("obj", "act", "centre", "random") for split in splits}
-    except KeyError:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "05_lsta_attention")
-    parts = []
-    for branch, label in (("obj", "object branch"), ("act", "LSTA (act) attention"), ("centre", "centre prior"),
-                          ("random", "random peaks")):
-        unit = values[(branch, splits[0])][1]
-        parts.append(f"{label} " + ", ".join(f"{'S1' if s == 's1' else 'S2' if s == 's2' else s} "
-                                            f"{_pct(values[(branch, s)][0], unit)}" for s in splits))
-    holds = [values[("obj", s)][0] > values[(other, s)][0] for s in splits for other in ("centre", "random")]
-    return Claim(words, "pointing-game hits: " + "; ".join(parts), report, _verdict(holds), "05_lsta_attention")
+    frames = _csv(folder / "pointing_frames.csv") if folder else None
+    if frames is None:
+        return _not_measured(words, report, "05_lsta_attention", verdicts.EGOACO_ATTENDS)
+    verdict = verdicts.egoaco_attends_to_object(frames)
+    hits = frames.groupby("split", sort=False)[["hit_obj", "hit_act", "hit_centre", "hit_random"]].mean() * 100
+    parts = [f"{label} " + ", ".join(f"{_split_name(s)} {_pct(hits.loc[s, column])}" for s in hits.index)
+             for column, label in (("hit_obj", "object branch"), ("hit_act", "LSTA (act) attention"),
+                                   ("hit_centre", "centre prior"), ("hit_random", "random peaks"))]
+    return _claim(words, "pointing-game hits: " + "; ".join(parts), report, verdict, "05_lsta_attention")
 
 
-def claim_ensembles_beat_members(summary: dict | None, setting: str = "S1") -> Claim:
-    """Chapter 06: each ensemble beats its best member on ``setting`` (S1; EPIC-100: validation) action top-1."""
+def _primary(correct: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first labelled split of an ``action_correct.csv`` (S1; EPIC-100: validation)."""
+    return correct[correct["split"] == correct["split"].iloc[0]]
+
+
+def claim_ensembles_beat_members(folder: Path | None) -> Claim:
+    """Chapter 06 (``beats_best_member.csv`` and ``action_correct.csv`` in ``folder``): each ensemble beats its best
+    direct member on action top-1 of the first labelled split (``verdicts.ensemble_beats_best_member``)."""
     words = "An ensemble beats its best member"
     report = (f"Ensemble 3 {_report(paper.BEST_ENSEMBLE['s1'])} vs the best single model "
               f"{_report(paper.BEST_SINGLE['s1'])} (S1 action top-1)")
-    flags = {key.removeprefix("beats_best_member_"): entry["value"] for key, entry in (summary or {}).items()
-             if key.startswith("beats_best_member_")}
-    if not flags:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
-    beaten = [name for name, value in sorted(flags.items()) if value >= 0.5]
-    measured = (f"{len(beaten)} of {len(flags)} ensembles beat their best member on {setting} action top-1"
-                + (f" ({', '.join(beaten)})" if beaten else ""))
-    return Claim(words, measured, report, _verdict([v >= 0.5 for v in flags.values()]), "06_ensembles")
+    beats, correct = (_csv(folder / f) if folder else None for f in ("beats_best_member.csv", "action_correct.csv"))
+    if beats is None or correct is None:
+        return _not_measured(words, report, "06_ensembles", verdicts.BEATS_BEST_MEMBER)
+    primary = _primary(correct)
+    best = dict(zip(beats["ensemble"], beats["best_member"], strict=True))
+    verdict = verdicts.ensemble_beats_best_member(primary, best)
+    acc = primary.drop(columns=["split", "uid"]).mean() * 100
+    measured = "; ".join(f"{e} {_pct(acc[e])} vs {m} {_pct(acc[m])}" for e, m in best.items())
+    return _claim(words, f"{measured} ({_split_name(primary['split'].iloc[0])} action top-1)", report, verdict,
+                  "06_ensembles")
 
 
-def claim_unseen_harder(runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
+def claim_best_ensemble(folder: Path | None) -> Claim:
+    """Chapter 06 (``action_correct.csv`` in ``folder``): Ensemble 3 has the best action top-1 of the ensembles on
+    the first labelled split (``verdicts.best_is``)."""
+    best = paper.BEST_ENSEMBLE
+    words = "The best ensemble is Ensemble 3"
+    report = f"Ensemble 3: S1 {_report(best['s1'])}, S2 {_report(best['s2'])} (action top-1)"
+    correct = _csv(folder / "action_correct.csv") if folder else None
+    names = list(dict.fromkeys(n for _, n in paper.TABLE2))
+    if correct is None or not set(names) <= set(correct.columns):
+        return _not_measured(words, report, "06_ensembles", verdicts.BEST_IS)
+    verdict = verdicts.best_is(_primary(correct)[names], best["name"])
+    acc = correct.groupby("split", sort=False)[names].mean() * 100
+    measured = "; ".join(f"{n}: " + ", ".join(f"{_split_name(s)} {_pct(acc.loc[s, n])}" for s in acc.index)
+                         for n in names)
+    return _claim(words, measured + " (action top-1)", report, verdict, "06_ensembles")
+
+
+def _run_correct(runs_root: str | Path, names: Sequence[str], dataset: str) -> dict[str, pd.DataFrame]:
+    """Right or wrong (1/0) action top-1 per segment of each labelled split of the runs ``names``:
+    ``{split: DataFrame(uid index, one column per run)}`` (``egolib.ensemble.correct_table``)."""
+    from egolib import ensemble  # torch-free at import for the book driver
+
+    table = ensemble.correct_table({n: ensemble.load_run(Path(runs_root) / n, dataset) for n in names})
+    return {split: part.drop(columns="split").set_index("uid") for split, part in table.groupby("split", sort=False)}
+
+
+def _unseen_participants(run_dir: Path, uids: Sequence[str]) -> np.ndarray:
+    """(N,) bool: whether each EPIC-100 validation segment's participant is unseen in training (the run's
+    annotations)."""
+    from egolib import ensemble
+
+    cfg = ensemble.run_config(run_dir)
+    annotations = ensemble.annotations_of(cfg.preset, cfg.seed, "epic100", cfg.data_root)
+    participant = annotations.validation.set_index("narration_id").loc[list(uids), "participant_id"].astype(str)
+    return participant.isin({str(p) for p in annotations.unseen_validation}).to_numpy()
+
+
+def claim_unseen_harder(runs_root: str | Path, runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
     """Run folders: action top-1 on the unseen setting of ``SPLIT_COLUMNS`` below the primary one (EPIC-55: S2,
-    unseen kitchens, below S1; EPIC-100: validation's unseen participants below validation overall)."""
+    unseen kitchens, below S1; EPIC-100: validation's unseen participants below validation overall), decided on
+    the per-segment outcomes of every complete run (``verdicts.unseen_harder``, ``verdicts.unseen_harder_subset``)."""
     (first, first_name), (second, second_name) = SPLIT_COLUMNS[dataset]
     words = {"epic55": "Unseen kitchens (S2) are harder than seen kitchens (S1)",
              "epic100": "Unseen kitchens are harder than seen ones (on EPIC-100: the unseen participants of "
@@ -234,68 +290,43 @@ def claim_unseen_harder(runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
                        f"{_report(paper.action_top1('S2', f'ensemble{k}'))}" for k in (1, 2, 3)) + \
         {"epic55": " (action top-1)",
          "epic100": " (EPIC-55 S1 → S2 action top-1; the report has no EPIC-100 numbers)"}[dataset]
+    criterion = verdicts.UNSEEN_HARDER_55 if dataset == "epic55" else verdicts.UNSEEN_HARDER_100
     a, b = f"{first}_action", f"{second}_action"
     done = runs[runs["complete"] & runs[a].notna() & runs[b].notna()]
     if done.empty:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
+        return _not_measured(words, report, "03_train_runs", criterion)
+    correct = _run_correct(runs_root, list(done["name"]), dataset)
+    if dataset == "epic55":
+        verdict = verdicts.unseen_harder(correct["s1"].to_numpy().T, correct["s2"].to_numpy().T)
+    else:
+        val = correct["validation"]
+        verdict = verdicts.unseen_harder_subset(val.to_numpy().T,
+                                                _unseen_participants(Path(runs_root) / done["name"].iloc[0],
+                                                                     list(val.index)))
     lower = int((done[b] < done[a]).sum())
     measured = (f"{second_name} below {first_name} in {lower} of {len(done)} runs; mean action top-1 {first_name} "
                 f"{_pct(done[a].mean())}, {second_name} {_pct(done[b].mean())}")
-    return Claim(words, measured, report, _verdict([done[b].mean() < done[a].mean()]), "03_train_runs")
+    return _claim(words, measured, report, verdict, "03_train_runs")
 
 
-def ensemble_action_top1(table: pd.DataFrame | None, dataset: str = "epic55"
-                         ) -> tuple[pd.Series, pd.Series] | None:
-    """The three ensembles' action top-1 (%) on the primary and the unseen setting of ``SPLIT_COLUMNS``, from
-    chapter 06's table (``read_table2``; EPIC-100: ``read_epic100_table``, validation overall and unseen)."""
-    if table is None:
-        return None
-    names = [n for _, n in paper.TABLE2]  # the ensembles, not the member runs
-    if dataset == "epic100":
-        ens = table[table.index.isin(names)]
-        return ens["overall action top1"], ens["unseen action top1"]
-    action = table[(table["task"] == "action") & table["name"].isin(names)]
-    return (action[action["setting"] == "S1"].set_index("name")["top1"],
-            action[action["setting"] == "S2"].set_index("name")["top1"])
-
-
-def claim_best_ensemble(table2: pd.DataFrame | None, dataset: str = "epic55") -> Claim:
-    """Chapter 06's Table 2: which ensemble has the best S1 action top-1."""
-    best = paper.BEST_ENSEMBLE
-    words = "The best ensemble is Ensemble 3"
-    report = f"Ensemble 3: S1 {_report(best['s1'])}, S2 {_report(best['s2'])} (action top-1)"
-    both = ensemble_action_top1(table2, dataset)
-    if both is None or both[0].empty:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "06_ensembles")
-    s1, s2 = both
-    (_, first), (_, second) = SPLIT_COLUMNS[dataset]
-    name = str(s1.idxmax())
-    measured = (f"{name}: {first} {_pct(s1[name])}" + (f", {second} {_pct(s2[name])}" if name in s2 else "")
-                + " (action top-1)")
-    return Claim(words, measured, report, _verdict([name == best["name"]]), "06_ensembles")
-
-
-def claim_best_single(runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
-    """Run folders: the Table 1 variant with the best S1 (EPIC-100: validation) action top-1."""
+def claim_best_single(runs_root: str | Path, runs: pd.DataFrame, dataset: str = "epic55") -> Claim:
+    """Run folders: the Table 1 variant with the best S1 (EPIC-100: validation) action top-1 is the report's, decided
+    on the per-segment outcomes of the complete variants (``verdicts.best_is``)."""
     best = paper.BEST_SINGLE
     words = "The best single model is EgoACO on R(2+1)D-34 (IG-65M + Kinetics)"
     report = (f"{_variant_name(best['method'], best['backbone'], best['pretrain'])}: S1 {_report(best['s1'])}, "
               f"S2 {_report(best['s2'])} (action top-1)")
     (first, first_name), (second, second_name) = SPLIT_COLUMNS[dataset]
     done = runs[runs["complete"] & ~runs["baseline"] & runs[f"{first}_action"].notna()]
-    if done.empty:
-        return Claim(words, NOT_MEASURED, report, NOT_MEASURED, "03_train_runs")
+    claimed = done[(done["method"] == best["method"]) & (done["backbone"] == best["backbone"])
+                   & (done["pretrain"] == best["pretrain"])]
+    if len(done) < 2 or claimed.empty:
+        return _not_measured(words, report, "03_train_runs", verdicts.BEST_IS)
+    verdict = verdicts.best_is(_run_correct(runs_root, list(done["name"]), dataset)[first], claimed["name"].iloc[0])
     top = done.loc[done[f"{first}_action"].idxmax()]
-    measured = (f"{_variant_name(top['method'], top['backbone'], top['pretrain'])}: {first_name} "
+    measured = (f"best: {_variant_name(top['method'], top['backbone'], top['pretrain'])}: {first_name} "
                 f"{_pct(top[f'{first}_action'])}, {second_name} {_pct(top[f'{second}_action'])} (action top-1)")
-    same = (top["method"], top["backbone"], top["pretrain"]) == (best["method"], best["backbone"], best["pretrain"])
-    return Claim(words, measured, report, _verdict([same]), "03_train_runs")
-
-
-def _verdict(holds: Sequence[bool]) -> str:
-    if all(holds):
-        return "holds here"
-    return "partly" if any(holds) else "does not hold here"
+    return _claim(words, measured, report, verdict, "03_train_runs")
 
 
 def ensembles_table(runs_root: str | Path, dataset: str = "epic55") -> pd.DataFrame | None:
@@ -307,21 +338,20 @@ def ensembles_table(runs_root: str | Path, dataset: str = "epic55") -> pd.DataFr
 
 def claims(runs_root: str | Path, runs: pd.DataFrame, measured: Sequence[str], dataset: str = "epic55"
            ) -> list[Claim]:
-    """Every claim, from the run table and the outputs of the chapters in ``measured`` (stems executed for this
+    """Every claim, from the run folders and the outputs of the chapters in ``measured`` (stems executed for this
     build; the outputs of any other chapter are ignored, they may be left over from another preset)."""
     book = Path(runs_root) / "book"
 
-    def summary(stem: str) -> dict | None:
-        return read_summary(book / stem / "summary.json") if stem in measured else None
+    def folder(stem: str) -> Path | None:
+        return book / stem if stem in measured else None
 
-    table = ensembles_table(runs_root, dataset) if "06_ensembles" in measured else None
     return [
-        claim_gsm_models_time(summary("04_gsm_gates")),
-        claim_egoaco_attends_to_object(summary("05_lsta_attention")),
-        claim_ensembles_beat_members(summary("06_ensembles"), SPLIT_COLUMNS[dataset][0][1]),
-        claim_unseen_harder(runs, dataset),
-        claim_best_ensemble(table, dataset),
-        claim_best_single(runs, dataset),
+        claim_gsm_models_time(folder("04_gsm_gates")),
+        claim_egoaco_attends_to_object(folder("05_lsta_attention")),
+        claim_ensembles_beat_members(folder("06_ensembles")),
+        claim_unseen_harder(runs_root, runs, dataset),
+        claim_best_ensemble(folder("06_ensembles")),
+        claim_best_single(runs_root, runs, dataset),
     ]
 
 
@@ -368,12 +398,23 @@ def results_page(found: Sequence[Claim], runs: pd.DataFrame, table2: pd.DataFram
         "written by `make book` from the run folders and the chapters' outputs; a claim whose chapter has not "
         "produced numbers says *not measured*. " + caveat,
         "",
-        "| claim | measured here | the report (EPIC-Kitchens-55 test server) | holds here? | measured in |",
-        "|---|---|---|---|---|",
+        "| claim | measured here | the report (EPIC-Kitchens-55 test server) | difference (points) and interval "
+        "| verdict here | measured in |",
+        "|---|---|---|---|---|---|",
     ]
     for c in found:
-        lines.append(f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.report)} | {c.verdict} | "
-                     f"{_chapter_link(c.chapter, in_book)} |")
+        lines.append(f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.report)} | {_cell(c.difference) or '–'} "
+                     f"| {c.verdict} | {_chapter_link(c.chapter, in_book)} |")
+    lines += ["", "## How each verdict is decided", "",
+              "Each verdict reads a difference in percentage points between two scores, with a "
+              f"{100 * verdicts.CONFIDENCE:.0f} % confidence interval from a bootstrap over the test segments "
+              f"(`scipy.stats.bootstrap`, percentile interval, {verdicts.N_RESAMPLES} resamples, seed "
+              f"{verdicts.SEED}; paired where both scores are on the same segments). *holds*: the whole interval "
+              "lies on the side the claim predicts; *does not hold*: it lies wholly on the other side; *cannot tell "
+              "at this size*: it contains zero. A claim made of several comparisons holds when all hold and does "
+              "not hold when any does not. The chapter that measures a claim calls the same function "
+              "(`egolib.verdicts`) on the same files.", ""]
+    lines += [f"- **{c.claim}.** {c.criterion}" for c in found]
     lines += _epic100_section(table2, in_book) if dataset == "epic100" else _table2_section(table2, in_book)
     complete = runs[runs["complete"]]
     lines += ["", f"{len(complete)} of {len(runs)} runs of this build are complete; the "

@@ -436,3 +436,42 @@ def test_epic100_runs_on_a_data_root_are_read_from_their_own_folders_with_its_an
     monkeypatch.undo()
     with pytest.raises(FileNotFoundError, match="data_root must be the EPIC-KITCHENS-100 root"):
         ensemble.annotations_of("paper", 0, "epic100", str(root))
+
+
+# --------------------------------------------------------------------------------------------------
+# per-segment outcomes and the ablation tables, by hand
+
+
+def test_correct_table_has_one_right_or_wrong_column_per_name_in_the_first_name_s_order():
+    a = make([[2, 0, 0], [0, 0, 2]], uid=("1", "2"))  # right on segment 1 (verb 0), wrong on 2 (verb 2, label 1)
+    b = make([[0, 2, 0], [0, 2, 0]], uid=("2", "1"), labels=((1, 1), (0, 0)))  # rows in the other order
+    table = ensemble.correct_table({"a": {"s1": a}, "b": {"s1": b}}, task="verb")
+    assert table.to_dict("list") == {"split": ["s1", "s1"], "uid": ["1", "2"], "a": [1, 0], "b": [0, 1]}
+
+
+def test_family_summary_by_hand():
+    names = ["gsm-a", "gsm-b", "egoaco-c"]
+    table = pd.DataFrame([[0, 10, 30], [10, 0, 50], [30, 50, 0]], index=names, columns=names, dtype=float)
+    out = ensemble.family_summary(table).set_index("pair")
+    assert out.loc["GSM / GSM", "mean"] == 10 and out.loc["GSM / GSM", "count"] == 1
+    assert out.loc["EgoACO / GSM", "mean"] == 40 and out.loc["EgoACO / GSM", "count"] == 2  # (30 + 50) / 2
+    assert set(out.index) == {"GSM / GSM", "EgoACO / GSM"}  # the diagonal is left out
+
+
+def test_s1_s2_drop_by_hand():
+    table = pd.DataFrame([{"name": n, "setting": s, "task": t, "top1": v}
+                          for n, s, t, v in (("e1", "S1", "action", 40.0), ("e1", "S2", "action", 25.5),
+                                             ("e1", "S1", "verb", 60.0), ("e1", "S2", "verb", 61.0))])
+    drop = ensemble.s1_s2_drop(table).set_index(["name", "task"])["drop"]
+    assert drop[("e1", "action")] == pytest.approx(14.5) and drop[("e1", "verb")] == pytest.approx(-1.0)
+
+
+def test_unseen_drop_by_hand():
+    row = {f"{subset} {t} top1": v for t, (overall, unseen) in
+           {"verb": (50.0, 40.0), "noun": (30.0, 31.0), "action": (20.0, 12.5)}.items()
+           for subset, v in (("overall", overall), ("unseen", unseen))}
+    out = ensemble.unseen_drop(pd.DataFrame([row], index=pd.Index(["ensemble1"], name="name")))
+    assert out.to_dict("records") == [
+        {"name": "ensemble1", "task": "verb", "overall": 50.0, "unseen": 40.0, "drop": 10.0},
+        {"name": "ensemble1", "task": "noun", "overall": 30.0, "unseen": 31.0, "drop": -1.0},
+        {"name": "ensemble1", "task": "action", "overall": 20.0, "unseen": 12.5, "drop": 7.5}]

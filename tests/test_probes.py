@@ -133,6 +133,20 @@ def test_baselines_centre_prior_and_seeded_random_peaks():
     assert probes.pointing_game(a, left_half) == pytest.approx(0.5, abs=0.03)
 
 
+def test_baseline_hits_are_the_pointing_table_s_baselines_frame_by_frame():
+    rng = np.random.default_rng(0)
+    x0, y0 = rng.random(50) * 0.5, rng.random(50) * 0.5
+    frames = pd.DataFrame({"x0": x0, "y0": y0, "x1": x0 + 0.5, "y1": y0 + 0.5, "h": 4, "w": 4,
+                           **{f"hit_{b}": rng.random(50) < 0.3 for b in probes.BRANCHES}})
+    hits = probes.baseline_hits(frames, seed=5)
+    centre = probes.pointing_hits(probes.centre_prior(50, 4, 4), frames[["x0", "y0", "x1", "y1"]].to_numpy())
+    assert np.array_equal(hits["hit_centre"], centre) and list(hits.columns[:len(frames.columns)]) == list(frames)
+    table = probes.pointing_table(frames, seed=5)
+    assert table["centre"] == pytest.approx(100 * centre.mean())
+    assert table["random"] == pytest.approx(100 * hits["hit_random"].mean())
+    assert not hits["hit_random"].equals(probes.baseline_hits(frames, seed=6)["hit_random"])
+
+
 # --------------------------------------------------------------------------------------------------
 # the order probe
 
