@@ -40,6 +40,15 @@ job, waits for it, then executes the training page here, which finds the run com
 every chapter declares ``dataset`` and works on the dataset's labelled split (``validation``), chapter 06 gives the
 EPIC-100 metrics table in place of Table 2, and the results page compares validation overall with its unseen
 participants where the report compares S1 with S2 (``make book DATASET=epic100``).
+
+**The ledger.** Before it starts, the build prints which steps it will run and which it will reuse (their keys as
+they are now; a chapter that reads the run folders runs when a run will train), and an estimate of its wall time
+on this machine: from the last build's ledger (each step's wall time) when there is one of the same preset and
+dataset, else from the benchmark (``benchmarks/bench_models.py``'s JSON at ``runs/book/07_efficiency/bench.json``:
+the training runs only), else none. At the end it writes ``runs/book/build.json`` beside its summary table: each
+step run or reused, its wall time, CPU time (user + sys of the step's kernel or ``jupyter-book`` process with
+their own children, plus the build's thread for the step: keys, pages), peak RSS, start and end in this build,
+and the execution that produced its output; the build's wall time, and whether every step ran in this build.
 """
 
 from __future__ import annotations
@@ -49,7 +58,9 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -57,8 +68,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -95,7 +107,21 @@ CHAPTERS = (
 GENERATED_PAGES = ("results", "appendix_runs")  # runs/book/<page>.md, written from the runs and the chapters
 COMMON_PARAMETERS = ("preset", "seed", "runs")  # passed to every chapter that declares them
 HIDDEN_INPUT_TAGS = ("parameters", "injected-parameters")  # cells whose input the book collapses
-PEAK_MEMORY_TAG = "egobook-peak-memory"
+PEAK_MEMORY_TAG = "egobook-peak-memory"  # the last cell, which reports the kernel's usage (``Usage``)
+LEDGER = f"{RUNS}/book/build.json"  # what the last build did, per step (relative to ROOT)
+BENCH = f"{RUNS}/book/07_efficiency/bench.json"  # benchmarks/bench_models.py's JSON, as chapter 07 keeps it
+# The kernel's usage: its own peak RSS (KiB on Linux) and CPU seconds, user + sys, its own and its children's.
+USAGE_CELL = ("import json, resource\n"
+              "_me, _kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+              "print(json.dumps({'maxrss_kib': _me.ru_maxrss,\n"
+              "                  'cpu_s': _me.ru_utime + _me.ru_stime + _kids.ru_utime + _kids.ru_stime}))")
+
+
+class Usage(NamedTuple):
+    """What one executed notebook's kernel used."""
+
+    peak_mib: float  # the kernel's peak resident memory
+    cpu_s: float  # user + sys CPU seconds of the kernel and the processes it waited for
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +129,7 @@ PEAK_MEMORY_TAG = "egobook-peak-memory"
 
 
 def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any], title: str | None = None
-            ) -> float:
+            ) -> Usage:
     """Execute ``notebook`` with papermill from the repo root into ``output`` (atomic rename at the end).
 
     ``title`` replaces the executed copy's first heading, so that each run has its own page title in the book.
@@ -113,7 +139,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     plotly.js itself, so it works offline).
 
     Returns:
-        The kernel's peak resident memory in MiB (read by a last cell that the saved copy does not keep).
+        The kernel's peak resident memory and CPU time (read by a last cell that the saved copy does not keep).
     """
     import nbformat
     import papermill as pm
@@ -124,9 +150,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     tmp_in = output.with_name(f".{output.stem}.in.ipynb")
     tmp = output.with_name(f".{output.stem}.tmp.ipynb")
     nb = nbformat.read(notebook, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",  # KiB on Linux
-        metadata={"tags": [PEAK_MEMORY_TAG, "remove-cell"]}))
+    nb.cells.append(nbformat.v4.new_code_cell(USAGE_CELL, metadata={"tags": [PEAK_MEMORY_TAG, "remove-cell"]}))
     nbformat.write(nb, tmp_in)
     log.info("executing %s -> %s %s", notebook, output, parameters)
     try:
@@ -135,8 +159,9 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
         tmp_in.unlink(missing_ok=True)
     nb = nbformat.read(tmp, as_version=4)
     last = nb.cells.pop()
-    assert PEAK_MEMORY_TAG in last.metadata.get("tags", []), "the peak-memory cell must stay last"
-    peak_mib = int(last.outputs[0]["text"].strip()) / 1024
+    assert PEAK_MEMORY_TAG in last.metadata.get("tags", []), "the usage cell must stay last"
+    reported = json.loads(last.outputs[0]["text"])
+    usage = Usage(peak_mib=reported["maxrss_kib"] / 1024, cpu_s=reported["cpu_s"])
     CoalesceStreamsPreprocessor().preprocess(nb, {})
     polish(nb)
     if title is not None:
@@ -148,7 +173,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     nb.metadata.setdefault("papermill", {})["input_path"] = str(notebook)
     nbformat.write(nb, tmp)
     os.replace(tmp, output)
-    return peak_mib
+    return usage
 
 
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>"  # <script src="https://...">
@@ -281,18 +306,31 @@ def is_current(output: Path, key: str) -> bool:
 
 @dataclass
 class Step:
-    """One node of the build: ``action`` returns "run" or "reused" and may set ``peak_mib``."""
+    """One node of the build: ``action`` returns "run" or "reused" and may set ``peak_mib``, ``child_cpu_s``, and
+    the ``last_*`` fields."""
 
     name: str
     action: Callable[[Step], str]
     after: tuple[str, ...] = ()
     status: str = "pending"  # pending | run | reused | failed | blocked
-    wall_s: float = 0.0
-    peak_mib: float | None = None
+    wall_s: float = 0.0  # in this build
+    cpu_s: float | None = None  # in this build: the build's thread for it + child_cpu_s; None: the child's unknown
+    child_cpu_s: float | None = 0.0  # user + sys of the process it started (kernel, jupyter-book); None: unknown
+    started: str = ""  # this build's start and end of the step, ISO 8601 with the UTC offset
+    ended: str = ""
+    peak_mib: float | None = None  # peak RSS of the execution that produced the output (this build's or an earlier)
     last_s: float | None = None  # wall time of the execution that produced the output (this build's or an earlier)
+    last_cpu_s: float | None = None  # that execution's kernel CPU time
     finished: str = ""  # when that execution finished, YYYY-MM-DDTHH:MM:SS
     error: str = ""
     soft: bool = False  # runs once its ``after`` steps have finished, even if some failed
+    will_run: Callable[[], bool] | None = None  # the plan: True if it will execute (None: it always does)
+    run_params: dict[str, Any] | None = None  # a training step's run (for the benchmark's estimate)
+
+
+def now() -> str:
+    """The local time as ISO 8601 with its UTC offset, to the second."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def run_steps(steps: list[Step], jobs: int = 1) -> list[Step]:
@@ -309,13 +347,17 @@ def run_steps(steps: list[Step], jobs: int = 1) -> list[Step]:
     ok = {"run", "reused"}
 
     def work(step: Step) -> None:
-        t0 = time.perf_counter()
+        step.started = now()
+        t0, cpu0 = time.perf_counter(), time.thread_time()  # this thread's CPU: keys, papermill's client, pages
         try:
             step.status = step.action(step)
         except Exception as err:  # noqa: BLE001 - reported in the summary and by the exit status
             step.status, step.error = "failed", f"{type(err).__name__}: {err}"
             log.error("step %s failed: %s", step.name, step.error)
         step.wall_s = time.perf_counter() - t0
+        own_s = time.thread_time() - cpu0
+        step.cpu_s = None if step.child_cpu_s is None else own_s + step.child_cpu_s
+        step.ended = now()
 
     finished = ok | {"failed", "blocked"}
     running: dict[Future, Step] = {}
@@ -344,23 +386,266 @@ def run_steps(steps: list[Step], jobs: int = 1) -> list[Step]:
 
 
 def summary_table(steps: list[Step]) -> str:
-    """The build's summary: each step, run or reused, its wall time in this build, the wall time and end of the
-    execution that produced its output (for a reused step, an earlier build's), and that execution's peak memory."""
-    rows = [("step", "status", "wall (s)", "executed (s)", "finished", "peak memory (MiB)")]
+    """The build's summary: each step, run or reused, its wall and CPU time in this build, the wall time and end of
+    the execution that produced its output (for a reused step, an earlier build's), and that execution's peak
+    memory. CPU "?": not measured (a notebook that failed never reports its kernel's)."""
+    rows = [("step", "status", "wall (s)", "CPU (s)", "executed (s)", "finished", "peak memory (MiB)")]
     for s in steps:
         peak = f"{s.peak_mib:.0f}" if s.peak_mib is not None else "-"
         last = f"{s.last_s:.1f}" if s.last_s is not None else "-"
-        rows.append((s.name, s.status + (f" ({s.error})" if s.error else ""), f"{s.wall_s:.1f}", last,
+        cpu = "-" if s.status in ("pending", "blocked") else "?" if s.cpu_s is None else f"{s.cpu_s:.1f}"
+        rows.append((s.name, s.status + (f" ({s.error})" if s.error else ""), f"{s.wall_s:.1f}", cpu, last,
                      s.finished or "-", peak))
     rows.append(("total", "", f"{sum(s.wall_s for s in steps):.1f}",
+                 f"{sum(s.cpu_s for s in steps if s.cpu_s is not None):.1f}",
                  f"{sum(s.last_s for s in steps if s.last_s is not None):.1f}", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1, 4) else c.rjust(w)
+    lines = ["  ".join(c.ljust(w) if i in (0, 1, 5) else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     if any(s.status == "reused" for s in steps):
-        lines.append("(reused: wall is the time of the check; executed, finished and peak memory are those of the "
-                     "earlier execution that produced the output)")
+        lines.append("(reused: wall and CPU are those of the check; executed, finished and peak memory are those of "
+                     "the earlier execution that produced the output)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# the ledger: what the build will do and how long that takes, what it did and what that cost
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The build's expected wall time on this machine, and what it rests on."""
+
+    seconds: float | None  # None: no estimate
+    source: str  # "ledger" | "benchmark" | "none"
+    note: str  # what it is based on and what it leaves out
+
+
+def plan(steps: list[Step]) -> dict[str, bool]:
+    """``{step name: True if it will execute}``, by each step's ``will_run`` as the files are now (a step without
+    one always runs). A prediction that fails counts as a run (logged): the build itself decides again."""
+    out = {}
+    for s in steps:
+        try:
+            out[s.name] = True if s.will_run is None else bool(s.will_run())
+        except Exception as err:  # noqa: BLE001 - only the forecast is wrong; the step decides when it runs
+            log.warning("cannot tell whether %s is current (%s: %s): counted as a run", s.name,
+                        type(err).__name__, err)
+            out[s.name] = True
+    return out
+
+
+def parallel_wall(seconds: list[float], jobs: int) -> float:
+    """The wall time of steps that take ``seconds`` each, ``jobs`` at a time: their sum shared by the jobs, at
+    least the longest one (dependencies ignored)."""
+    return max(sum(seconds) / max(1, jobs), max(seconds, default=0.0))
+
+
+def executed_seconds(entry: dict[str, Any]) -> float | None:
+    """How long a ledger entry's step takes to execute: its wall time if it ran in that build, else (reused) the
+    wall time of the execution it reused; None for a step that failed, was blocked or has no timing."""
+    if entry.get("status") == "run":
+        return entry.get("wall_s")
+    if entry.get("status") == "reused":
+        return (entry.get("executed") or {}).get("wall_s")
+    return None
+
+
+def estimate_from_ledger(previous: dict[str, Any], to_run: list[str], jobs: int) -> Estimate | None:
+    """The wall time of executing the steps ``to_run``, ``jobs`` at a time, by their times in the ledger
+    ``previous``; None when the ledger times none of them."""
+    entries = {e["name"]: e for e in previous.get("steps", [])}
+    known = {n: executed_seconds(entries[n]) for n in to_run if n in entries}
+    known = {n: t for n, t in known.items() if t is not None}
+    if to_run and not known:
+        return None
+    missing = [n for n in to_run if n not in known]
+    note = (f"each step's wall time in the last build ({previous.get('end', '?')}, --jobs {previous.get('jobs', '?')}"
+            f", on {previous.get('host', '?')})")
+    if missing:
+        note += f"; not timed there, so not counted: {', '.join(missing)}"
+    return Estimate(parallel_wall(list(known.values()), jobs), "ledger", note)
+
+
+def estimate_from_benchmark(bench: dict[str, Any], configs: dict[str, RunConfig], segments: dict[str, int],
+                            jobs: int, others: list[str]) -> Estimate | None:
+    """The wall time of the training steps ``configs`` (step name -> run), ``jobs`` at a time, from
+    ``benchmarks/bench_models.py``'s throughput at their preset: per run, ``epochs (all stages) x training segments
+    / training clips per s + test_clips x test segments / inference clips per s``. ``segments``: ``{split: count}``
+    of the dataset. None when the benchmark has none of the runs (another preset, or no run). ``others``: the steps
+    to run that the benchmark does not cover (data, pretraining, chapters, pages, HTML), named in the note."""
+    rows = {(r["method"], r["backbone"], r["preset"]): r for r in bench.get("variants", [])}
+    n_train = segments.get("train", 0)
+    n_test = sum(n for split, n in segments.items() if split != "train")
+    seconds, missing = [], []
+    for name, cfg in configs.items():
+        row = rows.get((cfg.method, cfg.backbone, cfg.preset))
+        if row is None:
+            missing.append(name)
+            continue
+        epochs = sum(e or 0 for e in (cfg.epochs, cfg.epochs_stage2, cfg.epochs_stage3))
+        seconds.append(epochs * n_train / row["train_clips_per_s"]  # (clips) / (clips/s) = s
+                       + cfg.test_clips * n_test / row["infer_clips_per_s"])
+    if not seconds:
+        return None
+    meta = bench.get("meta", {})
+    note = (f"the benchmark's clips per second ({meta.get('date', '?')}, {meta.get('threads', '?')} thread(s)) x "
+            f"each run's clips ({n_train} training segments, {n_test} test segments); training only, without "
+            f"pretraining")
+    left_out = missing + others
+    if left_out:
+        note += f"; not counted: {', '.join(left_out)}"
+    return Estimate(parallel_wall(seconds, jobs), "benchmark", note)
+
+
+def build_estimate(steps: list[Step], planned: dict[str, bool], options: dict[str, Any],
+                   previous: dict[str, Any] | None, bench: dict[str, Any] | None,
+                   segments: dict[str, int] | None) -> Estimate:
+    """How long the build will take: from the last build's ledger ``previous`` when it has the same preset and
+    dataset, else from the benchmark ``bench`` (with the dataset's ``segments``; None: unknown, a real dataset),
+    else no estimate, with the reason. ``options``: this build's (``preset``, ``dataset``, ``jobs``)."""
+    to_run = [s.name for s in steps if planned[s.name]]
+    if not to_run:
+        return Estimate(0.0, "ledger" if previous else "none", "nothing to execute: every step is reused")
+    jobs = options["jobs"]
+    why = []
+    if previous is not None:
+        other = [f"{k} {previous.get(k)}" for k in ("preset", "dataset") if previous.get(k) != options[k]]
+        estimate = None if other else estimate_from_ledger(previous, to_run, jobs)
+        if estimate is not None:
+            return estimate
+        why.append(f"the last build was {', '.join(other)}" if other else "the last build timed none of these steps")
+    if bench is not None and segments is not None:
+        configs = {s.name: RunConfig.from_params(s.run_params) for s in steps
+                   if planned[s.name] and s.run_params is not None}
+        estimate = estimate_from_benchmark(bench, configs, segments, jobs, [n for n in to_run if n not in configs])
+        if estimate is not None:
+            return estimate
+        why.append(f"the benchmark has no {options['preset']} runs" if configs else
+                   "the benchmark times training runs, and none is to run")
+    elif bench is not None:
+        why.append("the benchmark's estimate needs SynthKitchens' segment counts")
+    note = "no estimate: no earlier build" + (f" ({'; '.join(why)})" if why else "")
+    return Estimate(None, "none", note)
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a reader: "42 s", "12 min", "2 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def plan_text(steps: list[Step], planned: dict[str, bool], estimate: Estimate, jobs: int) -> str:
+    """What the build is about to do, printed before it starts."""
+    run = [s.name for s in steps if planned[s.name]]
+    reuse = [s.name for s in steps if not planned[s.name]]
+    lines = [f"The build: {len(steps)} steps, {jobs} at a time.",
+             f"  to run ({len(run)}): {', '.join(run) or '-'}",
+             f"  to reuse, unchanged ({len(reuse)}): {', '.join(reuse) or '-'}"]
+    if estimate.seconds is None:
+        lines.append(f"  {estimate.note}")
+    else:
+        lines.append(f"  estimate: about {duration(estimate.seconds)} on this machine, from {estimate.note}")
+    return "\n".join(lines)
+
+
+def ledger_entry(step: Step) -> dict[str, Any]:
+    """One step of ``build.json``: what it did in this build, and the execution that produced its output."""
+    def seconds(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+
+    executed = None  # the execution that produced the step's output (this build's when run); None: there is none
+    if step.status == "reused" or (step.status == "run" and step.last_s is not None):  # a notebook's execution
+        executed = {"wall_s": seconds(step.last_s), "cpu_s": seconds(step.last_cpu_s), "peak_rss_mib": step.peak_mib,
+                    "finished": step.finished or None}
+    elif step.status == "run":  # a step without a notebook (pages, HTML): this build's
+        executed = {"wall_s": seconds(step.wall_s), "cpu_s": seconds(step.cpu_s), "peak_rss_mib": step.peak_mib,
+                    "finished": step.ended}
+    return {
+        "name": step.name,
+        "status": step.status,  # run | reused | failed | blocked
+        "error": step.error or None,
+        "wall_s": seconds(step.wall_s),  # in this build (a reused step: the check; a blocked one: 0)
+        "cpu_s": seconds(step.cpu_s),  # in this build, user + sys; None: not measured (a failed notebook, blocked)
+        "peak_rss_mib": None if step.status == "reused" else step.peak_mib,  # the process it started in this build
+        "start": step.started or None,
+        "end": step.ended or None,
+        "executed": executed,
+    }
+
+
+def build_ledger(steps: list[Step], start: str, end: str, wall_s: float, options: dict[str, Any],
+                 estimate: Estimate) -> dict[str, Any]:
+    """``build.json``: every step's ``ledger_entry``, the build's wall time, its options and the estimate it
+    printed before it started, and whether every step ran in this build."""
+    driver, children = (resource.getrusage(who).ru_maxrss / 1024
+                        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # KiB -> MiB
+    counts = {k: sum(s.status == k for s in steps) for k in ("run", "reused", "failed", "blocked")}
+    return {
+        **options,  # preset, seed, seeds, dataset, data_root, jobs, launcher, html
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "start": start,
+        "end": end,
+        "wall_s": round(wall_s, 3),
+        "cpu_s": round(sum(s.cpu_s for s in steps if s.cpu_s is not None), 3),  # the steps' (not measured: left out)
+        "peak_rss_mib": max(driver, children),  # the largest single process: the driver or a step's
+        "all_run_in_this_build": bool(steps) and counts["run"] == len(steps),
+        "counts": counts,
+        "estimate": {"seconds": estimate.seconds, "source": estimate.source, "note": estimate.note},
+        "steps": [ledger_entry(s) for s in steps],
+    }
+
+
+def read_ledger(path: Path) -> dict[str, Any] | None:
+    """The ledger at ``path``; None when there is none or it cannot be read (logged: the estimate falls back)."""
+    if not path.exists():
+        return None
+    try:
+        data = runs.read_json(path)
+    except ValueError as err:
+        log.warning("%s", err)
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        log.warning("%s is not a build ledger (no list of steps): not used for the estimate", path)
+        return None
+    return data
+
+
+def read_benchmark(path: Path) -> dict[str, Any] | None:
+    """``benchmarks/bench_models.py``'s JSON at ``path``; None when there is none or it cannot be read (logged)."""
+    if not path.exists():
+        return None
+    try:
+        return runs.read_json(path)
+    except ValueError as err:
+        log.warning("%s", err)
+        return None
+
+
+def dataset_segments(preset: str, seed: int, dataset: str) -> dict[str, int]:
+    """``{split: segments}`` of SynthKitchens at ``preset`` and ``seed`` in ``dataset``'s layout (its plan: no
+    pixels rendered)."""
+    from egolib import synthetic
+
+    counts: dict[str, int] = {}
+    for video in synthetic.plan_dataset(preset, seed, dataset):
+        counts[video.split] = counts.get(video.split, 0) + len(video.segments)
+    return counts
+
+
+def ledger_summary(ledger: dict[str, Any], path: str = LEDGER) -> str:
+    """The build's lines under the summary table: wall time against the estimate, and whether all ran."""
+    counts = ledger["counts"]
+    not_run = ", ".join(f"{counts[k]} {k}" for k in ("reused", "failed", "blocked") if counts[k])
+    estimate = ledger["estimate"]["seconds"]
+    return "\n".join([
+        f"build: {ledger['wall_s']:.1f} s wall ({duration(ledger['wall_s'])}), {ledger['start']} to {ledger['end']}"
+        + (f"; estimated {duration(estimate)}" if estimate is not None else ""),
+        f"every step run in this build: {'yes' if ledger['all_run_in_this_build'] else f'no ({not_run})'}",
+        f"ledger: {path}"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,6 +688,7 @@ class Book:
     draws: tuple[int, ...] = ()  # --seeds: every draw whose runs a `seeds` chapter (06) reads; () for one draw
     executed: set[str] = field(default_factory=set)  # chapter stems executed or reused in this build
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _trains: bool | None = field(default=None, init=False, repr=False)  # the plan: a run of this build will train
 
     @property
     def run_params(self) -> list[dict[str, Any]]:
@@ -432,19 +718,41 @@ class Book:
             common |= self.data_parameters
         return {k: v for k, v in common.items() if k in declared}
 
+    def chapter_key(self, chapter: Chapter, params: dict[str, Any]) -> str:
+        """The key of ``chapter`` executed with ``params``, as its inputs are now."""
+        names = self.run_names + (self.draw_run_names() if "seeds" in params else [])
+        files = run_folder_files(names) if chapter.reads_runs else []
+        for pattern in chapter.reads:
+            files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
+        return step_key(ROOT / "book" / f"{chapter.stem}.ipynb", params, files)
+
+    def chapter_will_run(self, chapter: Chapter) -> bool:
+        """The plan: ``chapter`` is stale now, or reads the run folders and a run will train."""
+        notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
+        output = ROOT / RUNS / "book" / f"{chapter.stem}.ipynb"
+        if not output.exists() or (chapter.reads_runs and self.some_run_trains()):
+            return True
+        return not is_current(output, self.chapter_key(chapter, self.chapter_parameters(notebook)))
+
+    def some_run_trains(self) -> bool:
+        """The plan: a training run of this build is not complete (checked once)."""
+        if self._trains is None:
+            self._trains = any(not runs.is_complete(ROOT / c.run_path, c.to_dict())
+                               for c in map(RunConfig.from_params, self.run_params))
+        return self._trains
+
+    def training_will_run(self, params: dict[str, Any]) -> bool:
+        """The plan: the run of ``params`` will train, or its page is stale."""
+        cfg = RunConfig.from_params(params)
+        output = ROOT / cfg.run_path / "train.ipynb"
+        return (not runs.is_complete(ROOT / cfg.run_path, cfg.to_dict()) or not output.exists()
+                or not is_current(output, step_key(ROOT / "book" / "03_train.ipynb", params, [])))
+
     def run_chapter(self, chapter: Chapter, step: Step) -> str:
         notebook = ROOT / "book" / f"{chapter.stem}.ipynb"
         output = ROOT / RUNS / "book" / f"{chapter.stem}.ipynb"
         params = self.chapter_parameters(notebook)
-
-        def key() -> str:
-            names = self.run_names + (self.draw_run_names() if "seeds" in params else [])
-            files = run_folder_files(names) if chapter.reads_runs else []
-            for pattern in chapter.reads:
-                files += [p for p in ROOT.glob(pattern.format(preset=self.preset, seed=self.seed)) if p.is_file()]
-            return step_key(notebook, params, files)
-
-        status = self._execute_if_stale(step, notebook, output, params, key)
+        status = self._execute_if_stale(step, notebook, output, params, lambda: self.chapter_key(chapter, params))
         with self.lock:
             self.executed.add(chapter.stem)
         return status
@@ -470,16 +778,18 @@ class Book:
         if is_current(output, key()):
             record = json.loads(key_path(output).read_text())
             log.info("%s is current: reused", output.relative_to(ROOT))
-            step.peak_mib, step.last_s, step.finished = (record.get("peak_mib"), record.get("wall_s"),
-                                                         record.get("finished", ""))
+            step.peak_mib, step.last_s, step.last_cpu_s, step.finished = (
+                record.get("peak_mib"), record.get("wall_s"), record.get("cpu_s"), record.get("finished", ""))
             repolish(output)
             return "reused"
         key_path(output).unlink(missing_ok=True)
+        step.child_cpu_s = None  # the kernel reports it at the end; a notebook that fails never does
         t0 = time.perf_counter()
-        step.peak_mib = execute(notebook, output, params, title=title)
+        usage = execute(notebook, output, params, title=title)
+        step.peak_mib, step.child_cpu_s, step.last_cpu_s = usage.peak_mib, usage.cpu_s, usage.cpu_s
         step.last_s, step.finished = time.perf_counter() - t0, time.strftime("%Y-%m-%dT%H:%M:%S")
         runs.write_json(key_path(output), {"key": key(), "notebook": str(notebook.relative_to(ROOT)),
-                                            "parameters": params, "wall_s": step.last_s,
+                                            "parameters": params, "wall_s": step.last_s, "cpu_s": usage.cpu_s,
                                             "peak_mib": step.peak_mib, "finished": step.finished})
         return "run"
 
@@ -509,7 +819,8 @@ class Book:
         proc = subprocess.Popen(cmd, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        step.peak_mib = usage.ru_maxrss / 1024
+        step.peak_mib = usage.ru_maxrss / 1024  # KiB -> MiB
+        step.child_cpu_s = usage.ru_utime + usage.ru_stime
         if proc.returncode:
             raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); its log is above")
         return "run"
@@ -530,14 +841,16 @@ class Book:
                                         f"--to ipynb book/{chapter.stem}.py`)")
             if TRAIN in chapter.after and len(self.draws) > 1 and "seeds" in declared_parameters(notebook):
                 waits += tuple(f"train {n}" for n in self.draw_run_names())  # it reads every draw's runs
-            step = Step(chapter.stem, lambda s, c=chapter: self.run_chapter(c, s), waits)
+            step = Step(chapter.stem, lambda s, c=chapter: self.run_chapter(c, s), waits,
+                        will_run=lambda c=chapter: self.chapter_will_run(c))
             (after if TRAIN in chapter.after else before).append(step)
         deps = train_dependencies(self.run_params)
         # Each training run pretrains what its backbone needs (cached once, shared under a lock), so the runs start
         # right after the data; 02_pretrain then renders the caches. Run in turn, it would hold the build's
         # longest serial stretch on one core while the other waits.
         training = [Step(f"train {name}", lambda s, p=p: self.run_training(p, s),
-                         ("01_data_prep",) + tuple(f"train {d}" for d in deps[name]))
+                         ("01_data_prep",) + tuple(f"train {d}" for d in deps[name]),
+                         will_run=lambda p=p: self.training_will_run(p), run_params=p)
                     for name, p in start_order(self.run_names, self.run_params, deps)]
         pretrain_step = next(s for s in before if s.name == "02_pretrain")
         pretrain_step.after = tuple(s.name for s in training)
@@ -683,8 +996,19 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:  # a chapter notebook is missing: nothing has run yet
         parser.error(str(err))
     # Slurm: every variant's job can be queued at once (a step only waits for its job); local: --jobs kernels
-    steps = run_steps(steps, jobs=len(steps) if slurm is not None else args.jobs)
-    print("\n" + summary_table(steps), flush=True)
+    jobs = len(steps) if slurm is not None else args.jobs
+    options = {"preset": args.preset, "seed": seeds[0], "seeds": seeds, "dataset": args.dataset,
+               "data_root": args.data_root, "jobs": jobs, "launcher": args.launcher, "html": not args.no_html}
+    start, t0 = now(), time.perf_counter()
+    planned = plan(steps)
+    bench = read_benchmark(ROOT / BENCH)
+    segments = dataset_segments(args.preset, seeds[0], args.dataset) if bench and not args.data_root else None
+    estimate = build_estimate(steps, planned, options, read_ledger(ROOT / LEDGER), bench, segments)
+    print(plan_text(steps, planned, estimate, jobs) + "\n", flush=True)
+    steps = run_steps(steps, jobs=jobs)
+    ledger = build_ledger(steps, start, now(), time.perf_counter() - t0, options, estimate)
+    runs.write_json(ROOT / LEDGER, ledger)
+    print("\n" + summary_table(steps) + "\n" + ledger_summary(ledger), flush=True)
     failed = [s.name for s in steps if s.status in ("failed", "blocked")]
     if failed:
         log.error("the book is incomplete: %s", ", ".join(failed))

@@ -153,18 +153,20 @@ def test_a_failed_step_blocks_what_needs_it_and_the_pages_still_get_written(monk
 def test_summary_table_names_each_step_its_status_time_and_memory():
     from egolib.book import Step, summary_table
 
-    table = summary_table([Step("01_data_prep", None, status="reused", wall_s=0.2, peak_mib=None, last_s=460.0,
-                                finished="2026-01-02T10:00:00"),
-                           Step("train x", None, status="run", wall_s=61.0, peak_mib=812.4, last_s=60.5,
+    table = summary_table([Step("01_data_prep", None, status="reused", wall_s=0.2, cpu_s=0.1, peak_mib=None,
+                                last_s=460.0, finished="2026-01-02T10:00:00"),
+                           Step("train x", None, status="run", wall_s=61.0, cpu_s=118.0, peak_mib=812.4, last_s=60.5,
                                 finished="2026-01-02T11:00:00"),
-                           Step("html", None, status="run", wall_s=5.0)])
+                           Step("04_gsm_gates", None, status="failed", wall_s=3.0, cpu_s=None, error="boom"),
+                           Step("html", None, status="run", wall_s=5.0, cpu_s=4.5)])
     lines = table.splitlines()
-    assert lines[0].split() == ["step", "status", "wall", "(s)", "executed", "(s)", "finished", "peak", "memory",
-                                "(MiB)"]
-    assert lines[1].split() == ["01_data_prep", "reused", "0.2", "460.0", "2026-01-02T10:00:00", "-"]
-    assert lines[2].split() == ["train", "x", "run", "61.0", "60.5", "2026-01-02T11:00:00", "812"]
-    assert lines[3].split() == ["html", "run", "5.0", "-", "-", "-"]
-    assert lines[-2].split() == ["total", "66.2", "520.5"] and lines[-1].startswith("(reused: ")
+    assert lines[0].split() == ["step", "status", "wall", "(s)", "CPU", "(s)", "executed", "(s)", "finished", "peak",
+                                "memory", "(MiB)"]
+    assert lines[1].split() == ["01_data_prep", "reused", "0.2", "0.1", "460.0", "2026-01-02T10:00:00", "-"]
+    assert lines[2].split() == ["train", "x", "run", "61.0", "118.0", "60.5", "2026-01-02T11:00:00", "812"]
+    assert lines[3].split() == ["04_gsm_gates", "failed", "(boom)", "3.0", "?", "-", "-", "-"]  # CPU not measured
+    assert lines[4].split() == ["html", "run", "5.0", "4.5", "-", "-", "-"]
+    assert lines[-2].split() == ["total", "69.2", "122.6", "520.5"] and lines[-1].startswith("(reused: ")
 
 
 def test_toc_of_a_build_lists_its_own_run_pages_and_leaves_out_chapters_not_executed(tmp_path, monkeypatch):
@@ -227,13 +229,14 @@ def test_execute_writes_the_output_atomically_with_its_own_title(tmp_path):
         nbformat.v4.new_code_cell("big = bytearray(64 << 20)"),
     )
     out = tmp_path / "run" / "out.ipynb"
-    peak_mib = book.execute(notebook, out, {"x": 21}, title="gsm · bninc")
+    usage = book.execute(notebook, out, {"x": 21}, title="gsm · bninc")
     done = nbformat.read(out, as_version=4)
     assert done.cells[0].source == "# gsm · bninc\nbody"
     assert done.cells[-3].outputs[0]["text"] == "42\n"  # (papermill injected a parameters cell)
     assert [o["text"] for o in done.cells[-2].outputs] == ["bar 2\n"]  # a progress bar's last state, once
     assert done.cells[-1].source == "big = bytearray(64 << 20)"  # the peak-memory cell is not kept
-    assert 64 < peak_mib < 4096  # the kernel's own peak, which held the 64 MiB buffer
+    assert 64 < usage.peak_mib < 4096  # the kernel's own peak, which held the 64 MiB buffer
+    assert 0 < usage.cpu_s < 600  # the kernel's CPU seconds (it started, imported and slept 0.15 s)
     hidden = [c.source.splitlines()[0] for c in done.cells if "hide-input" in c.metadata.get("tags", [])]
     assert hidden == ["x = 1", "# Parameters"]  # the parameters cell and papermill's injected one
     assert [p.name for p in out.parent.iterdir()] == ["out.ipynb"]  # no temporary file left behind

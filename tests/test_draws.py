@@ -77,7 +77,7 @@ def test_two_seeds_generate_side_by_side_and_runs_read_their_own(tmp_path, monke
     assert set(s1[0]["uid"]) != set(s1[1]["uid"])  # so the uid check above tells the draws apart
 
 
-def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypatch):
+def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypatch, tmp_path):
     ran = []
 
     def fake_run_steps(steps, jobs=1):
@@ -88,6 +88,7 @@ def test_book_seeds_trains_every_draw_and_builds_the_first_seeds_pages(monkeypat
 
     monkeypatch.setattr(book, "run_steps", fake_run_steps)
     monkeypatch.setattr(book, "summary_table", lambda steps: "")
+    monkeypatch.setattr(book, "LEDGER", str(tmp_path / "build.json"))  # not the checkout's runs/book/
     names = {s: [RunConfig.from_params({**v, "preset": "smoke", "seed": s}).name for v in book.variants()]
              for s in (0, 2)}
     assert book.main(["--preset", "smoke", "--seeds", "0,2", "--no-html"]) == 0

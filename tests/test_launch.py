@@ -44,7 +44,8 @@ def test_slurm_build_submits_each_variant_and_shows_pretraining_after_training(m
 
     submitted, executed = [], []
     monkeypatch.setattr(launch, "run_slurm_job", lambda params, opts, workdir: submitted.append((params, opts)))
-    monkeypatch.setattr(book, "execute", lambda notebook, output, params, title=None: executed.append(output) or 1.0)
+    monkeypatch.setattr(book, "execute", lambda notebook, output, params, title=None:
+                        executed.append(output) or book.Usage(peak_mib=1.0, cpu_s=0.5))
     monkeypatch.setattr(book.runs, "write_json", lambda path, obj: None)
     params = b.run_params[0]
     b.run_training(params, book.Step("train", None))
