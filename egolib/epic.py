@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_jpeg
+from torchcodec.decoders import decode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -576,19 +576,56 @@ def frame_path(root: str | Path, participant_id: str, video_id: str, frame: int)
     return Path(root) / participant_id / video_id / frame_name(frame)
 
 
+def _decode_error(e: RuntimeError, where: str, uid: str) -> ValueError:
+    reason = str(e).rsplit(", ", 1)[-1].rstrip(".")  # the decoder prefixes its C++ function and source location
+    return ValueError(f"corrupt JPEG {where} (segment uid {uid}): {reason}; re-extract the frames")
+
+
+def _check_not_empty(data: bytes, where: str, uid: str) -> None:
+    if not data:
+        raise ValueError(f"corrupt JPEG {where} (segment uid {uid}): the file is empty; re-extract the frames")
+
+
 def decode_frame(data: bytes, where: str, uid: str) -> Tensor:
-    """Decode one JPEG to RGB uint8 ``(3, H, W)`` with ``torchvision.io.decode_jpeg`` (libjpeg-turbo).
+    """Decode one JPEG to RGB uint8 ``(3, H, W)`` on the CPU with TorchCodec's ``decode_jpeg`` (libjpeg-turbo).
+
+    TorchCodec's image decoders replace ``torchvision.io``'s, deprecated since torchvision 0.29.
 
     Raises:
         ValueError: a corrupt or truncated JPEG; the message names ``where`` (the file) and the segment uid.
     """
-    if not data:
-        raise ValueError(f"corrupt JPEG {where} (segment uid {uid}): the file is empty; re-extract the frames")
+    _check_not_empty(data, where, uid)
     try:
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return decode_jpeg(data, mode="RGB")
     except RuntimeError as e:
-        reason = str(e).rsplit(", ", 1)[-1]  # torchvision prefixes its C++ source location
-        raise ValueError(f"corrupt JPEG {where} (segment uid {uid}): {reason}; re-extract the frames") from e
+        raise _decode_error(e, where, uid) from e
+
+
+def decode_frames(files: Sequence[tuple[str, bytes]], uid: str, device: str | torch.device = "cpu") -> list[Tensor]:
+    """Decode JPEGs to RGB uint8 ``(3, H, W)`` tensors on ``device``: one by one on the CPU, as one nvJPEG batch
+    on a CUDA device (TorchCodec's ``decode_jpeg``).
+
+    Args:
+        files: ``(where, data)`` pairs: the file's name for messages and its bytes.
+        uid: the segment id, for error messages.
+        device: ``"cpu"`` or a CUDA device.
+
+    Raises:
+        ValueError: a corrupt or truncated JPEG, named with the segment uid (on CUDA, the batch's first file that
+            the CPU decoder also refuses; every file of the batch when it refuses none).
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return [decode_frame(data, where, uid) for where, data in files]
+    for where, data in files:
+        _check_not_empty(data, where, uid)
+    try:
+        return decode_jpeg([data for _, data in files], mode="RGB", device=device)
+    except RuntimeError as e:
+        for where, data in files:  # nvJPEG names no file: find the culprit with the CPU decoder
+            decode_frame(data, where, uid)
+        names = ", ".join(where for where, _ in files)
+        raise ValueError(f"corrupt JPEG among {names} (segment uid {uid}): {e}; re-extract the frames") from e
 
 
 class FrameSource:
@@ -603,15 +640,19 @@ class FrameSource:
         root: the split's frame folder, usually ``frames_root(dataset_root, "train" | "test")`` (EPIC-55), or the
             dataset root (EPIC-100, every split).
         subfolder: between participant and video: ``""`` (EPIC-55) or ``"rgb_frames"`` (EPIC-100).
+        device: where frames are decoded: ``"cpu"`` (libjpeg-turbo, in DataLoader workers too) or a CUDA device
+            (nvJPEG, one batch per ``read``; in the main process only, ``num_workers=0``: CUDA does not survive a
+            forked worker).
     """
 
-    def __init__(self, root: str | Path, subfolder: str = "") -> None:
+    def __init__(self, root: str | Path, subfolder: str = "", device: str | torch.device = "cpu") -> None:
         self.root = Path(root)
         self.subfolder = subfolder
+        self.device = torch.device(device)
         self._tar_index: dict[Path, dict[str, tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
-        return f"FrameSource({str(self.root)!r}, subfolder={self.subfolder!r})"
+        return f"FrameSource({str(self.root)!r}, subfolder={self.subfolder!r}, device={str(self.device)!r})"
 
     def _places(self, participant_id: str, video_id: str) -> tuple[Path, Path]:
         """The video's extracted folder and its tar."""
@@ -656,7 +697,7 @@ class FrameSource:
             uid: the segment id, for error messages.
 
         Returns:
-            uint8 ``(N, 3, H, W)`` RGB, N = ``len(frames)``, in the order given.
+            uint8 ``(N, 3, H, W)`` RGB, N = ``len(frames)``, in the order given, on ``self.device``.
 
         Raises:
             FileNotFoundError: no folder or tar for the video, or a frame missing from it.
@@ -664,8 +705,8 @@ class FrameSource:
         """
         folder, tar_path = self._places(participant_id, video_id)
         wanted = sorted(set(frames))
+        files = []  # (where, bytes) of each wanted frame
         if folder.is_dir():
-            decoded = {}
             for n in wanted:
                 path = folder / frame_name(n)
                 try:
@@ -675,10 +716,9 @@ class FrameSource:
                         f"missing frame {path} (segment uid {uid}); the video folder has no such file: "
                         "check start_frame/stop_frame and that the frames were fully extracted"
                     ) from None
-                decoded[n] = decode_frame(data, str(path), uid)
+                files.append((str(path), data))
         elif tar_path.is_file():
             index = self._index_tar(tar_path, video_id)
-            decoded = {}
             with open(tar_path, "rb") as f:
                 for n in wanted:
                     where = f"{tar_path}:{frame_name(n)}"
@@ -689,19 +729,27 @@ class FrameSource:
                         )
                     offset, size = index[frame_name(n)]
                     f.seek(offset)
-                    decoded[n] = decode_frame(f.read(size), where, uid)
+                    data = f.read(size)
+                    if len(data) < size:
+                        raise ValueError(
+                            f"truncated frame archive {tar_path} (segment uid {uid}): its member {frame_name(n)} has "
+                            f"{len(data)} of {size} bytes; download the tar again"
+                        )
+                    files.append((where, data))
         else:
             raise FileNotFoundError(
                 f"no frames for video {video_id} (segment uid {uid}): neither the folder {folder} nor the archive "
                 f"{tar_path} exists; put the extracted frames or the downloaded tar there"
             )
+        decoded = dict(zip(wanted, decode_frames(files, uid, self.device), strict=True))
         sizes = {tuple(x.shape) for x in decoded.values()}
         if len(sizes) > 1:
             raise ValueError(f"frames of video {folder} (segment uid {uid}) differ in size: {sorted(sizes)}")
         return torch.stack([decoded[n] for n in frames])  # (N, 3, H, W)
 
 
-def frame_source(dataset_root: str | Path, dataset: str, split: str) -> FrameSource:
+def frame_source(dataset_root: str | Path, dataset: str, split: str, device: str | torch.device = "cpu"
+                 ) -> FrameSource:
     """The frames of one split of a dataset root.
 
     EPIC-55 (and SynthKitchens in its layout): ``frames_rgb_flow/rgb/train`` for ``train``, ``.../test`` for
@@ -712,6 +760,7 @@ def frame_source(dataset_root: str | Path, dataset: str, split: str) -> FrameSou
         dataset_root: the dataset root.
         dataset: ``epic55`` or ``epic100``.
         split: ``train``, ``s1``, ``s2`` (EPIC-55) or ``train``, ``validation``, ``test`` (EPIC-100).
+        device: where frames are decoded (``FrameSource``).
     """
     splits = {"epic55": ("train", "s1", "s2"), "epic100": ("train", "validation", "test")}
     if dataset not in splits:
@@ -719,8 +768,8 @@ def frame_source(dataset_root: str | Path, dataset: str, split: str) -> FrameSou
     if split not in splits[dataset]:
         raise ValueError(f"{dataset} has no split {split!r}; choose one of {', '.join(splits[dataset])}")
     if dataset == "epic100":
-        return FrameSource(dataset_root, EPIC100_RGB)
-    return FrameSource(frames_root(dataset_root, "train" if split == "train" else "test"))
+        return FrameSource(dataset_root, EPIC100_RGB, device)
+    return FrameSource(frames_root(dataset_root, "train" if split == "train" else "test"), device=device)
 
 
 def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) -> pd.DataFrame:

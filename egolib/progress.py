@@ -6,8 +6,10 @@ text bars and warns once at import, into the first cell of every notebook; the f
 
 import warnings
 
+from tqdm.std import TqdmWarning
+
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
+    warnings.simplefilter("ignore", TqdmWarning)  # tqdm's own notices only: a deprecation still shows
     from tqdm.auto import tqdm
 
 __all__ = ["tqdm"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -483,3 +484,56 @@ def test_epic100_layout_reads_real_segments_by_their_frame_numbers(tmp_path: Pat
     with pytest.raises(ValueError, match="epic100 has no split 's1'; choose one of train, validation, test"):
         epic.frame_source(tmp_path, "epic100", "s1")
     assert epic.frame_source(tmp_path, "epic55", "s2").root == epic.frames_root(tmp_path, "test")
+
+
+def test_corrupt_jpeg_reason_is_the_decoders(root: Path) -> None:
+    # TorchCodec's decoder (torchvision.io's is deprecated) prefixes its C++ location: the message keeps the reason only
+    path = root / "P01" / "P01_01" / epic.frame_name(3)
+    path.write_bytes(jpeg(3)[:100])
+    with pytest.raises(ValueError) as err:
+        epic.FrameSource(root).read("P01", "P01_01", [3], uid="7")
+    assert str(err.value) == (f"corrupt JPEG {path} (segment uid 7): Image is incomplete or truncated; "
+                              "re-extract the frames")
+
+
+def test_truncated_tar_names_the_archive(root: Path) -> None:
+    tar_path = root / "P01" / "P01_02.tar"
+    source = epic.FrameSource(root)
+    assert frame_number(source.read("P01", "P01_02", [60])[0]) == 60  # indexed while whole
+    offset, size = source._tar_index[tar_path][epic.frame_name(60)]
+    with open(tar_path, "r+b") as f:
+        f.truncate(offset + size // 2)  # the download stopped inside the last frame
+    with pytest.raises(ValueError, match=rf"truncated frame archive {re.escape(str(tar_path))} \(segment uid 5\): "
+                                         r"its member frame_0000000060\.jpg has \d+ of \d+ bytes"):
+        source.read("P01", "P01_02", [1, 60], uid="5")
+    with pytest.raises(ValueError, match=rf"cannot read frame archive {re.escape(str(tar_path))}"):
+        epic.FrameSource(root).read("P01", "P01_02", [1], uid="5")  # indexed anew: the tar itself is cut
+
+
+def test_cuda_batch_error_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nvJPEG decodes a read as one batch and names no file; the CPU decoder then finds the culprit (no GPU needed)
+    real = epic.decode_jpeg
+
+    def batch_fails(source, **kwargs):
+        if isinstance(source, list):
+            raise RuntimeError("nvjpegDecodeBatched failed")
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(epic, "decode_jpeg", batch_fails)
+    files = [("a/frame_0000000001.jpg", jpeg(1)), ("a/frame_0000000002.jpg", jpeg(2)[:100])]
+    with pytest.raises(ValueError, match=r"corrupt JPEG a/frame_0000000002\.jpg \(segment uid 4\): Image is"):
+        epic.decode_frames(files, "4", device="cuda")
+    with pytest.raises(ValueError, match=r"corrupt JPEG among a/frame_0000000001\.jpg, a/frame_0000000002\.jpg "
+                                         r"\(segment uid 4\): nvjpegDecodeBatched failed"):
+        epic.decode_frames([files[0], (files[1][0], jpeg(2))], "4", device="cuda")
+    with pytest.raises(ValueError, match=r"a/frame_0000000001\.jpg \(segment uid 4\): the file is empty"):
+        epic.decode_frames([(files[0][0], b"")], "4", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (nvJPEG)")
+def test_cuda_decoding_matches_the_cpu(root: Path) -> None:
+    cpu = epic.FrameSource(root).read("P01", "P01_02", [1, 7, 7, 60], uid="0")
+    cuda = epic.FrameSource(root, device="cuda").read("P01", "P01_02", [1, 7, 7, 60], uid="0")
+    assert cuda.device.type == "cuda" and cuda.shape == cpu.shape and cuda.dtype == torch.uint8
+    assert (cuda.cpu().int() - cpu.int()).abs().max() <= 4  # nvJPEG's IDCT rounds differently from libjpeg-turbo
+    assert [frame_number(f) for f in cuda.cpu()] == [1, 7, 7, 60]
