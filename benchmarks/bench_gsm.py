@@ -1,7 +1,7 @@
 """Benchmark (not a test): the GSM gate-path implementations side by side, forward + backward, in one run.
 
 Reports the median time of each variant and its ratio to the reference-style implementation measured in the same
-run (absolute times on a shared machine are noise; read the ratios, cpu_budget.md §0). All variants are checked
+run (absolute times on a shared machine are noise; read the ratios). All variants are checked
 to give the same output first.
 
     python benchmarks/bench_gsm.py                       # C=256 at 14x14 and C=64 at 28x28, T=8, 4 videos

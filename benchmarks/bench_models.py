@@ -9,7 +9,7 @@ data loading vs the fastest model's consumption, and cost against frames and inp
 
 A training step is what ``egolib.train`` runs: forward, the multi-task loss, backward, gradient clipping, SGD with
 momentum; contiguous memory format and fp32, as training runs on a CPU. Absolute times on a shared machine are
-noise (cpu_budget.md §0); read the ratios.
+noise; read the ratios.
 
     python benchmarks/bench_models.py --json bench.json           # demo scale (+ paper-scale params/FLOPs), minutes
     python benchmarks/bench_models.py --quick --json bench.json   # smoke scale, fewer repetitions: under a minute

@@ -323,7 +323,7 @@ class BNInception(nn.Module):
 
 # --------------------------------------------------------------------------------------------------
 # R(2+1)D-34 (IG-65M): torchvision VideoResNet(BasicBlock, Conv2Plus1D, [3, 4, 6, 3], R(2+1)D stem) with the
-# Caffe2 mid-channel fix and the Caffe2 BN eps of ig65m-pytorch (models.md §5; BN momentum: see below).
+# Caffe2 mid-channel fix and the Caffe2 BN eps of ig65m-pytorch (BN momentum: see below).
 
 
 def _midplanes(c_in: int, c_out: int) -> int:
@@ -367,7 +367,7 @@ class R2Plus1D34(tv_video.VideoResNet):
                 nn.init.zeros_(m.bias)
                 # Caffe2 BN: eps 1e-3 (it changes the outputs of the IG-65M weights). ig65m-pytorch also sets
                 # momentum = 0.9 literally, but PyTorch's momentum weighs the *new* batch (Caffe2's weighs the old
-                # running value), so that makes the running statistics ~ the last batch (models.md §7.3).
+                # running value), so that makes the running statistics ~ the last batch.
                 # Deviation: the PyTorch equivalent of Caffe2's 0.9, i.e. 0.1 (torchvision's default), because
                 # egolib fine-tunes this network (TSN, EgoACO stages 2-3, stand-in pretraining). Momentum only
                 # affects running-statistic updates in training, never a loaded network's outputs.
@@ -444,7 +444,7 @@ def _adapt_state_dict(name: str, state: dict[str, Tensor], model: nn.Module) -> 
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if name == "bninc":
         # TSN file: top-level ids inception_3a_1x1.* -> inception_3a.1x1.*; tensors stored with an extra leading
-        # singleton dimension (models.md §7.1-8) are squeezed.
+        # singleton dimension are squeezed.
         own = model.state_dict()
         state = {_TSN_BLOCK_KEY.sub(r"\1.", k): v for k, v in state.items()}
         state = {k: v.squeeze(0) if k in own and v.dim() == own[k].dim() + 1 and v.shape[0] == 1 else v

@@ -7,7 +7,7 @@ into the figure (trace visibility switched by the slider and the dropdown), so i
 static HTML book with no kernel. In JupyterLab the same functions take any clip the reader builds. Beside the
 probes: small line and bar plots, and the spread of Table 2 over seeds (``seed_spread_figure``).
 
-Rendering in the book (``book.md`` section 1.3): plotly >= 6 defaults to the ``plotly_mimetype`` renderer,
+Rendering in the book: plotly >= 6 defaults to the ``plotly_mimetype`` renderer,
 which Jupyter Book cannot display (the figure silently vanishes). ``use_book_renderer`` selects
 ``plotly_mimetype+notebook_connected``: JupyterLab renders the mimetype output, the book the small HTML output
 that calls ``Plotly`` (shipped with the book as ``_static/plotly.min.js``, so it works offline).

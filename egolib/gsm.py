@@ -1,4 +1,5 @@
-"""Gate-Shift Module (GSM): a learned, gated temporal shift inside a 2D backbone (models.md §1).
+"""Gate-Shift Module (GSM): a learned, gated temporal shift inside a 2D backbone
+(Sudhakaran, Escalera, Lanz, CVPR 2020).
 
 A 2D backbone runs on ``B*T`` frames, the ``T`` frames of one video contiguous (index ``b*T + t``). A GSM sits
 right after one convolution (before its BatchNorm) and mixes information between neighbouring frames::
@@ -18,18 +19,18 @@ compute the same numbers:
 
 * ``"conv2d"`` (default, fastest on CPU): the 3x3x3 conv as one grouped 3x3 ``conv2d`` with 6 outputs (one per
   group and temporal tap) over all frames, run channels-last, then a temporal shift-add of the three taps
-  (cpu_budget.md §3); on a 1x1 map, a matrix product with the kernels' centres;
+  (``benchmarks/bench_gsm.py`` times the variants); on a 1x1 map, a matrix product with the kernels' centres;
 * ``"conv3d"``: ``F.conv3d`` on the (B, C, T, H, W) view (channels-last-3d when the input is channels-last).
 
-Cost. The gate adds well under 1 % of the backbone's multiply-adds (models.md §1.4), but at small scale its
-wall time is element-wise work and per-op overhead, not arithmetic. Two pieces therefore have hand-written
-backward passes (``_GateFromTaps``, ``_GateShiftFuse``): a few fused steps in place of a dozen autograd nodes and
-their copies. Their forward is the plain-tensor arithmetic in the same order (bit for bit the same on
+Cost. The gate adds well under 1 % of the backbone's multiply-adds (``egolib.efficiency.gsm_gate_count``), but
+at small scale its wall time is element-wise work and per-op overhead, not arithmetic. Two pieces therefore have
+hand-written backward passes (``_GateFromTaps``, ``_GateShiftFuse``): a few fused steps in place of a dozen
+autograd nodes and their copies. Their forward is the plain-tensor arithmetic in the same order (bit for bit the same on
 channels-last input; on NCHW input the gate conv runs channels-last, so float32 results differ in rounding only).
 The tests check forward and backward against the reference equations in float64, and by ``gradcheck``.
 
-``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions listed in models.md §1.3
-(``gsm_positions``) and returns how many modules it inserted.
+``insert_gsm`` is the only function that edits a backbone: it wraps the host convolutions that ``gsm_positions``
+lists and returns how many modules it inserted.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def shift_time(x: Tensor, step: int, dim: int = 1) -> Tensor:
 
 
 def interleave_permutation(C: int) -> list[int]:
-    """The reference's output channel order: ``out[c] = in[perm[c]]`` (models.md §1.2 step 6).
+    """The reference's output channel order: ``out[c] = in[perm[c]]`` (the last step of its shift).
 
     Inside each half, output channel ``2j + i`` takes quarter ``i``, channel ``j``; for C=8 the order is
     ``[0, 2, 1, 3, 4, 6, 5, 7]``.
@@ -189,7 +190,7 @@ class _GateFromTaps(torch.autograd.Function):
 
 
 class GateShift(nn.Module):
-    """Gate-Shift Module on ``(B*T, C, H, W)`` frames (models.md §1.2); shape-preserving.
+    """Gate-Shift Module on ``(B*T, C, H, W)`` frames; shape-preserving.
 
     Args:
         channels: C, divisible by 4.
@@ -306,7 +307,7 @@ class ConvGSM(nn.Module):
 
 
 def reference_gate_shift(gsm: GateShift, x: Tensor) -> Tensor:
-    """The GSM equations of models.md §1.2 transcribed literally, as the released code lays them out: the
+    """The GSM equations transcribed literally, as the released code lays them out: the
     oracle that the tests and ``benchmarks/bench_gsm.py`` compare ``GateShift`` with (not used by the models).
 
     ``(B, C, T, H, W)`` layout, ``F.conv3d`` gate, zero-padded shifts by concatenation, quarter interleave.
@@ -337,7 +338,7 @@ def reference_gate_shift(gsm: GateShift, x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# Where GSMs go (models.md §1.3)
+# Where GSMs go
 
 # BN-Inception (egolib layout, backbones.BNInception): one per Inception block, in its plain 1x1 branch; the
 # stride-2 blocks 3c and 4e have none and use their 3x3_reduce 1x1 conv.
@@ -360,7 +361,7 @@ RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 def gsm_positions(
     backbone: nn.Module, *, skip_mixed_6d: bool = True, resnet_convs: Sequence[str] | None = None
 ) -> list[str]:
-    """The dotted names of the convolutions that host a GSM in ``backbone`` (models.md §1.3).
+    """The dotted names of the convolutions that host a GSM in ``backbone``.
 
     Args:
         backbone: a module from ``egolib.backbones.build_backbone`` (reads ``backbone.spec.name``).
@@ -368,7 +369,7 @@ def gsm_positions(
             False puts one in all 11 Mixed blocks.
         resnet_convs: ResNets: the conv names inside every residual block of layer1-4 that host a GSM.
             Default: the last conv of the block, before its BN: ``("conv3",)`` for Bottleneck (the placement of
-            the author's GSF/GSM-ResNet code, a [PROPOSAL] in models.md) and, by the same rule,
+            the author's GSF/GSM-ResNet code, a choice made here) and, by the same rule,
             ``("conv2",)`` for the BasicBlocks of ResNet-34 (its last 3x3 conv; a BasicBlock has no 1x1).
 
     Returns:

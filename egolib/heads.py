@@ -1,7 +1,7 @@
 """The multi-task verb/noun/action head: action scores become data-dependent biases of verb and noun.
 
-The report (``paper.md``): "action scores are linearly mapped into data-dependent biases for the verb and
-noun classifiers". The exact form was never released; this is the reconstruction of ``models.md`` section 4:
+The report: "action scores are linearly mapped into data-dependent biases for the verb and
+noun classifiers". The exact form was never released; this is the reconstruction used here:
 
 ::
 

@@ -1,8 +1,9 @@
 """LSTA (Long Short-Term Attention) and class-activation pooling, batch-first and for any H x W.
 
-This is the RGB LSTA cell of Sudhakaran et al. (CVPR 2019) as restated in ``models.md`` section 2, plus the
-class-activation pooling (CAP) family that EgoACO builds on (``models.md`` section 3). Everything works on
-frame features ``(B, T, C, H, W)`` (batch-first; the reference loops over a time-major ``(T, B, ...)`` tensor).
+This is the RGB LSTA cell of Sudhakaran et al. (CVPR 2019) as its paper and released code define it, plus the
+class-activation pooling (CAP) family that EgoACO builds on (reconstructed here: no EgoACO code was released).
+Everything works on frame features ``(B, T, C, H, W)`` (batch-first; the reference loops over a time-major
+``(T, B, ...)`` tensor).
 
 Pieces, in reading order:
 
@@ -17,7 +18,7 @@ Pieces, in reading order:
     TemporallyCoherentAttention  the attention recurrence alone, pooling X_t with it, mean over T (EgoACO d_obj).
     ClassActivationPooling    per-frame CAP, mean over T (EgoACO d_ctx).
 
-Deviations from the released LSTA code (``models.md`` section 7.2), all deliberate:
+Deviations from the released LSTA code, all deliberate:
     * any H x W (softmax over H*W, global average pooling instead of ``AvgPool2d(7)``);
     * input channels C and memory channels M may differ: the output-gate conv on the re-weighted memory maps
       M -> M and the coupling dictionary D' maps C -> K (the reference declares them the other way round,
@@ -29,7 +30,7 @@ Deviations from the released LSTA code (``models.md`` section 7.2), all delibera
     * the CAM and the LSTA input are computed from the same feature map (the reference takes the CAM from the
       post-BN/ReLU layer4 output and feeds the pre-BN variant of the last block to the cell);
     * the gate kernel size of the memory ConvLSTM is an option (``kernel_size``; the reference uses 3; a 1 x 1
-      kernel avoids a slow oneDNN path when the final map is 3 x 3 or smaller, see ``cpu_budget.md`` section 4).
+      kernel avoids a slow oneDNN path on the CPU when the final map is 3 x 3 or smaller).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Dictionary(nn.Module):
 
     Scores ``p = W GAP(X) + b``; hard selection takes ``k* = argmax p`` and the map ``m = sum_c W[k*, c] X[c]``
     (LSTA's CAM: only the selected row receives a gradient); soft selection uses ``softmax(p) @ W`` as the class
-    vector (``models.md`` section 3.1: an open choice, offered as a flag, default hard as in LSTA).
+    vector (the EgoACO report does not say which: an open choice, offered as a flag, default hard as in LSTA).
 
     Args:
         in_channels: C, the channels of the feature maps it reads.
@@ -128,7 +129,7 @@ def class_activation_pooling(x: Tensor, dictionary: Dictionary) -> tuple[Tensor,
 
 
 class AttentionRecurrence(nn.Module):
-    """One-channel ConvLSTM over attention maps, driven by a class-activation map (``models.md`` section 2.3).
+    """One-channel ConvLSTM over attention maps, driven by a class-activation map (LSTA's attention memory).
 
     ::
 
@@ -280,7 +281,7 @@ class TemporallyCoherentAttention(nn.Module):
     """Attention pooling whose maps follow LSTA's attention recurrence; mean over time (EgoACO d_obj).
 
     ``d = mean_t sum_hw alpha_t X_t`` with ``alpha_t = softmax(s_t + m_t)`` and ``m_t`` the dictionary's CAM
-    driving the recurrence of ``AttentionRecurrence``. Reconstruction (``models.md`` section 3.2): no EgoACO
+    driving the recurrence of ``AttentionRecurrence``. A reconstruction: no EgoACO
     code was released.
 
     Args:
@@ -314,7 +315,7 @@ class TemporallyCoherentAttention(nn.Module):
 
 
 class ClassActivationPooling(nn.Module):
-    """Per-frame CAP, then the mean over time (EgoACO d_ctx). Reconstruction (``models.md`` section 3.2).
+    """Per-frame CAP, then the mean over time (EgoACO d_ctx). A reconstruction: no EgoACO code was released.
 
     Args:
         dictionary: the CAM dictionary over C channels.

@@ -2,13 +2,13 @@
 
 EPIC-55 follows ``epic_kitchens.metrics.compute_metrics`` (epic-lib 1.7.1, the organisers' published
 implementation of the 2019/2020 leaderboard metrics); EPIC-100 follows ``utils/metrics.py`` and ``evaluate.py``
-of ``epic-kitchens/C1-Action-Recognition``. Specification: ``epic.md`` section 3. Read top-down:
+of ``epic-kitchens/C1-Action-Recognition``. Read top-down:
 
     ranks (dense scores, sparse action dicts)  ->  top-k accuracy, many-shot precision/recall
     action scores from verb x noun (top-100 verbs and nouns, softmax, product, top-100 actions)
     epic55_metrics, epic100_metrics
 
-Quirks kept on purpose (``epic.md`` 3.4):
+Quirks of the official code, kept on purpose:
     - a many-shot class that is never predicted has precision 0 (sklearn's 0/0), and that 0 stays in the mean;
     - many-shot classes (and actions) absent from the evaluated ground truth are dropped before averaging;
     - supplied action scores replace the verb x noun product entirely; a ground-truth action missing from a
@@ -464,7 +464,7 @@ def epic100_metrics(verb_scores: Any, noun_scores: Any, verb_labels: Any, noun_l
     ``overall``: top-1/top-5 over all segments. ``tail``: top-1 over the segments whose verb is a tail verb
     (verb), whose noun is a tail noun (noun), whose verb OR noun is tail (action). ``unseen``: top-1 over the
     segments of unseen participants; when there are none the key is omitted and a warning is logged (C1 does
-    the same; e.g. validation labels with the *test* unseen list, ``epic.md`` 3.4 item 8). Actions always come
+    the same; e.g. validation labels with the *test* unseen list). Actions always come
     from the top-100 verb x noun softmax product (C1 has no other path).
 
     Args:

@@ -15,15 +15,15 @@ R(2+1)D snippets) to raw logits ``dict(verb=(B, V), noun=(B, N), action=(B, A))`
 Adaptive global average pooling makes the TSN/GSM models fully convolutional: full frames of any H x W work
 (the report's "spatially fully-convolutional inference").
 
-EgoACO is a reconstruction: its code was never released (``models.md`` section 3). Each reconstructed choice
+EgoACO is a reconstruction: its code was never released. Each reconstructed choice
 is a named option of ``build_model``:
     * ``egoaco_clone``: ``"top_stage"`` clones the top conv stage (``spec.top``) three times (default);
       ``"fc"`` shares the whole trunk and clones only the pretrained classifier into three dictionaries;
-    * ``egoaco_wiring``: ``"report"`` (verb <- d_act, noun <- d_obj, action <- all three; ``paper.md``),
-      ``"context"`` (verb <- [d_act; d_ctx], noun <- [d_obj; d_ctx]; ``models.md`` section 3.4),
+    * ``egoaco_wiring``: ``"report"`` (verb <- d_act, noun <- d_obj, action <- all three; the report),
+      ``"context"`` (verb <- [d_act; d_ctx], noun <- [d_obj; d_ctx]),
       ``"concat"`` (all three heads on [d_act; d_obj; d_ctx]);
     * ``cap_selection``: hard top-1 (LSTA) or soft dictionary selection;
-    * the three stages of ``set_stage`` (``paper.md``: backbone frozen; + the cloned heads; + conv4_x / the
+    * the three stages of ``set_stage`` (the report: backbone frozen; + the cloned heads; + conv4_x / the
       last three Inception layers).
 """
 
@@ -222,7 +222,7 @@ class EgoACO(StagedModel):
             X_ctx -> ClassActivationPooling (dictionary_ctx)     -> d_ctx (B, C)
             dropout -> ActionBiasHead (wiring) -> verb, noun, action
 
-    Stages (``paper.md``; reconstruction of what "frozen" covers): 1 trains LSTA, the attention recurrence
+    Stages (the report's; reconstruction of what "frozen" covers): 1 trains LSTA, the attention recurrence
     and the head; 2 adds the cloned heads (the three top stages, or in "fc" mode the shared top stage, and the
     three dictionaries, which LSTA's stage 2 also unfreezes); 3 adds ``spec.stage3`` (conv4_x of ResNets, the
     last three Inception layers). The rest of the trunk stays frozen, its BN in eval mode.
@@ -535,7 +535,7 @@ def build_model(
         dropout: dropout before the classifiers.
         lsta_memory: LSTA memory channels M (report: 512).
         lsta_pool: LSTA output-pooling classes K (report: 300).
-        lsta_kernel: LSTA memory ConvLSTM gate kernel (reference 3; 1 for final maps <= 3x3, ``cpu_budget.md``).
+        lsta_kernel: LSTA memory ConvLSTM gate kernel (reference 3; 1 for final maps <= 3x3, faster on a CPU).
         egoaco_clone: ``top_stage`` or ``fc`` (reconstruction, see the module docstring).
         egoaco_wiring: ``report``, ``context`` or ``concat`` (reconstruction).
         cap_selection: ``hard`` or ``soft`` dictionary selection (reconstruction).

@@ -1,6 +1,6 @@
 """Probes inside trained models: GSM gates, EgoACO attention, the pointing game and the order probe.
 
-SynthKitchens was built so that two claims of the report can be measured (``synthetic.md``): GSM models
+SynthKitchens was built so that two claims of the report can be measured (``egolib.synthetic``): GSM models
 time (its verbs come in time-reversal pairs that an order-blind model cannot tell apart) and EgoACO looks at
 the active object (every frame has the active object's box). This module computes; ``egolib.figures`` draws.
 

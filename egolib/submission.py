@@ -1,6 +1,6 @@
 """Challenge submission files: the EPIC-55 seen/unseen zip, the EPIC-100 test zip, and a validator.
 
-Formats (``epic.md`` section 4):
+Formats, as the challenge servers read them:
 
     EPIC-55 (2019/2020 challenge, epic-lib ``submission_format.md``): a flat zip holding ``seen.json`` (S1) and
     ``unseen.json`` (S2), each
@@ -12,7 +12,7 @@ Formats (``epic.md`` section 4):
          "results": {"<narration_id>": {"verb": {"0": s, ..., "96": s}, "noun": {"0": s, ..., "299": s}}}}
 
 Scores should be logits: without an ``action`` entry the server ranks actions by the softmax product of the
-submitted verb and noun scores, and softmaxing probabilities changes that ranking (``epic.md`` 3.4 item 7).
+submitted verb and noun scores, and softmaxing probabilities changes that ranking.
 The writers take the class counts from the score arrays (so SynthKitchens' smaller vocabularies work); the
 validator checks against the official counts unless told otherwise. Zips are written atomically through
 ``egolib.runs`` with fixed timestamps, so the same scores give the same bytes.

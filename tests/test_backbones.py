@@ -42,7 +42,7 @@ def test_width1_parameter_count_equals_torchvision(name, reference):
 
 
 def test_bninception_size_and_tsn_layout():
-    """models.md §1.4: 11.295 M params with 1000 classes (conv biases on), 10.449 M with 174."""
+    """11.295 M params with 1000 classes (conv biases on), 10.449 M with 174."""
     with torch.device("meta"):
         model = build_backbone("bninc")
     assert n_params(model) == 11_295_240
@@ -58,7 +58,7 @@ def test_r2p1d34_ig65m_definition():
     with torch.device("meta"):
         model = build_backbone("r2p1d34")
     mids = [model.get_submodule(f"layer{i}").get_submodule("0.conv2.0.0").out_channels for i in (2, 3, 4)]
-    assert mids == [288, 576, 1152]  # the Caffe2 fix of models.md §5
+    assert mids == [288, 576, 1152]  # the Caffe2 mid-channel fix
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
     # eps as Caffe2; momentum 0.1 in PyTorch terms = Caffe2's 0.9 (ig65m-pytorch's literal 0.9 is a deviation we fix)
     assert len(bns) > 0 and all(m.eps == 1e-3 and m.momentum == 0.1 for m in bns)
@@ -184,7 +184,7 @@ def test_narrow_widths_keep_depth_and_run(name):
 
 
 def test_bninception_full_frame_odd_sizes():
-    """Full-frame inference (models.md §1.8): 256x455 frames work (the reference's ceil pooling would not)."""
+    """Full-frame inference: 256x455 frames work (the reference's ceil pooling would not)."""
     model = build_backbone("bninc", width=0.125).eval()
     with torch.no_grad():
         assert forward_features(model, torch.randn(1, 3, 256, 455)).shape == (1, 128, 8, 15)

@@ -13,8 +13,9 @@ import nbformat
 import pandas as pd
 import papermill as pm
 import pytest
+import torch
 
-from egolib import efficiency
+from egolib import efficiency, models
 from egolib.synthetic import EPIC55_TRAIN_SEGMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,11 +149,33 @@ def test_paper_estimate_arithmetic_assumed_and_measured():
         efficiency.paper_estimate(bench, variants=[{"method": "egoaco", "backbone": "res34", "pretrain": "imagenet"}])
 
 
+def test_the_gate_count_by_hand_is_the_flop_counter_s_and_the_parameter_count_s():
+    """The GSMs' cost counted two ways at the paper input sizes: by hand (``gsm_gate_count``: 29 C + 2 parameters
+    and 27 C H W multiply-adds per GSM and frame) and by ``torch.utils.flop_counter`` and ``count_params`` on the
+    width-1 models (meta device: shapes only)."""
+    for backbone in efficiency.GSM_HOSTS:
+        with torch.device("meta"):
+            tsn, gsm_model = (models.build_model(m, backbone, 5, 6, 7, num_segments=1, snippet_length=1, width=1.0)
+                              for m in ("tsn", "gsm"))
+        size = efficiency.GSM_HOSTS_INPUT[backbone]
+        flops = {m: models.flops_per_clip(model, (1, 3, size, size)) for m, model in (("tsn", tsn), ("gsm", gsm_model))}
+        hand = efficiency.gsm_gate_count(backbone)
+        assert flops["gsm"] - flops["tsn"] == 2 * hand["macs_per_frame"], backbone  # 2 FLOPs per multiply-add
+        assert models.count_params(gsm_model) - models.count_params(tsn) == hand["params"], backbone
+        assert 1 < flops["gsm"] / flops["tsn"] < 1.01  # well under 1 % more arithmetic
+    with pytest.raises(ValueError, match="no GSM host table for 'res34'"):
+        efficiency.gsm_gate_count("res34")
+
+
 def test_overhead_and_summary_keys():
     bench = small_bench()
     row = efficiency.gsm_overhead(bench).iloc[0]
     assert row["flop_ratio_paper_sizes"] == pytest.approx(60 / 59.7)
-    assert row["paper_claim_mac_ratio"] == pytest.approx(1.0052)
+    gate_flops = 2 * 16 * sum(27 * c * side * side for c, side in efficiency.GSM_HOSTS["bninc"])  # 16 frames
+    assert row["hand_count_flop_ratio_paper_sizes"] == pytest.approx(1 + gate_flops / 59.7e9)
+    other_size = small_bench()
+    other_size["paper"][0]["input_size"] = 112  # not the size the hosts were counted at: no hand count
+    assert pd.isna(efficiency.gsm_overhead(other_size).iloc[0]["hand_count_flop_ratio_paper_sizes"])
     summary = efficiency.summary(bench)
     assert set(summary) == {"gsm_step_ratio_bninc", "gsm_flop_ratio_bninc"}
     assert summary["gsm_step_ratio_bninc"]["value"] == 1.08 and "demo sizes" in summary["gsm_step_ratio_bninc"]["label"]
@@ -214,10 +237,12 @@ def test_quick_benchmark_json_fields(quick_bench):
     for p in bench["gsm_vs_tsn"]:
         assert p["flop_ratio"] > 1 and p["step_ratio_cpu"] > 0 and p["repeats"] == 3
     paper = {(p["method"], p["backbone"]): p for p in bench["paper"]}
-    for b, claim in efficiency.PAPER_GSM_MAC_OVERHEAD.items():  # the paper's +0.52 % / +0.28 %, to 0.01 %
-        assert paper[("gsm", b)]["flops_per_clip"] / paper[("tsn", b)]["flops_per_clip"] == pytest.approx(
-            1 + claim, abs=1e-4
-        )
+    for b in efficiency.GSM_HOSTS:  # the counter's extra FLOPs and parameters of the GSMs are the hand count's
+        gsm_row, tsn_row = paper[("gsm", b)], paper[("tsn", b)]
+        assert gsm_row["input_size"] == efficiency.GSM_HOSTS_INPUT[b]
+        frames = gsm_row["num_segments"] * gsm_row["snippet_length"]
+        hand = efficiency.gsm_gate_count(b)
+        assert gsm_row["flops_per_clip"] - tsn_row["flops_per_clip"] == 2 * frames * hand["macs_per_frame"]
     assert paper[("gsm", "bninc")]["num_segments"] == 16 and paper[("gsm", "bninc")]["input_size"] == 224
     assert {s["axis"] for s in bench["scaling"]} == {"num_segments", "input_size"}
     assert bench["matmul_gflops"]["cpu"] > 0

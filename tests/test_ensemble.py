@@ -210,7 +210,7 @@ def test_bad_members_are_refused(tmp_path):
 
 
 def test_table1_is_the_reports_membership():
-    # paper.md Table 1, rows in the report's order: (method, backbone, pretrain, Ens. 1, Ens. 2, Ens. 3)
+    # the report's Table 1, rows in its order: (method, backbone, pretrain, Ens. 1, Ens. 2, Ens. 3)
     report = [
         ("egoaco", "incv3", "imagenet", 1, 1, 0), ("egoaco", "res34", "imagenet", 1, 1, 0),
         ("egoaco", "res101", "imagenet", 1, 1, 1), ("egoaco", "res152", "imagenet", 0, 0, 1),

@@ -1,4 +1,4 @@
-"""Gate-Shift Module: the invariants of models.md §8 (1-9) and the insertion positions of §1.3."""
+"""Gate-Shift Module: its invariants and the insertion positions."""
 
 from __future__ import annotations
 
@@ -236,7 +236,7 @@ def _gsm_params(model) -> list[int]:
 def test_parameter_overhead_width1_bninception_and_inceptionv3():
     """Counted as params(backbone with GSMs) - params(backbone), same backbone object, at width 1.
 
-    The reference replaces the backbone's fc by Dropout + a new fc (models.md §1.4/§1.5); the GSMs sit in the trunk,
+    The reference replaces the backbone's fc by Dropout + a new fc; the GSMs sit in the trunk,
     so the difference does not depend on the head (here the backbone's own 1000-class fc is kept on both sides).
     """
     expected = {"bninc": (51_060, [64, 64, 128, 224, 192, 160, 96, 128, 352, 352]),

@@ -1,4 +1,4 @@
-"""LSTA, CAP and the action-bias head: the invariants of models.md section 8 (12-19) on tiny CPU tensors."""
+"""LSTA, CAP and the action-bias head: their invariants on tiny CPU tensors."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_zero_attention_convs_give_softmax_of_cam() -> None:
 
 
 def test_attention_convs_have_reference_parameter_count() -> None:
-    """76 attention parameters; at C = M = 512 eight 3x3 512->512 memory convs (models.md section 2.3)."""
+    """76 attention parameters; at C = M = 512 eight 3x3 512->512 memory convs."""
     assert sum(p.numel() for p in AttentionRecurrence().parameters()) == 76
     cell = LSTACell(512, 512, 300)
     convs = sum(m.weight.numel() for m in (cell.conv_x, cell.conv_h, cell.conv_oc))
@@ -137,7 +137,7 @@ def test_hard_selection_picks_argmax_row() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Layout and order (invariant 17, style.md section 14)
+# Layout and order
 
 
 def test_batch_first_equals_time_major_reference_loop() -> None:

@@ -11,7 +11,7 @@ import pytest
 from egolib import metrics
 from egolib.metrics import epic55_metrics, epic100_metrics
 
-ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epic-annotations"
+ANNOTATIONS = Path(__file__).resolve().parent / "epic-annotations"  # real EPIC annotation CSVs (their README)
 VERB_GAP, NOUN_GAP = 10.0, 25.0  # logit step per rank position: product order = 10 * verb pos + 25 * noun pos
 
 
@@ -120,7 +120,7 @@ def test_ragged_action_dicts_are_refused_with_the_segment_named():
 
 
 def test_ties_break_as_the_official_code_breaks_them():
-    # Reversed stable argsort: equal class scores rank the higher class id first (epic.md 3.1: [2, 1, 0, 3]).
+    # Reversed stable argsort: equal class scores rank the higher class id first (as the official code: [2, 1, 0, 3]).
     assert metrics.rank_classes(np.array([[0.5, 0.5, 0.5, 0.1]])).tolist() == [[2, 1, 0, 3]]
     tied = np.array([[0.5, 0.5, 0.5, 0.1]])
     nouns = np.array([[1.0, 0.0]])
@@ -241,12 +241,6 @@ def test_epic100_table_in_percent_one_row_per_model():
 # Real annotation files (read with plain pandas)
 # ----------------------------------------------------------------------------------------------------------------
 
-needs_epic55 = pytest.mark.skipif(not (ANNOTATIONS / "epic55").is_dir(),
-                                  reason=f"real EPIC-55 annotation CSVs not found at {ANNOTATIONS / 'epic55'}")
-needs_epic100 = pytest.mark.skipif(not (ANNOTATIONS / "epic100").is_dir(),
-                                   reason=f"real EPIC-100 annotation CSVs not found at {ANNOTATIONS / 'epic100'}")
-
-
 def confident(labels: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
     """(N, num_classes) noisy logits with the label 20 above the rest: top-1 right, no ties."""
     scores = np.random.default_rng(seed).normal(size=(len(labels), num_classes))
@@ -254,7 +248,6 @@ def confident(labels: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
     return scores
 
 
-@needs_epic55
 def test_epic55_real_train_labels_perfect_scores_and_shipped_many_shot_lists():
     d = ANNOTATIONS / "epic55"
     train = pd.read_csv(d / "EPIC_train_action_labels.csv", usecols=["verb_class", "noun_class"])
@@ -281,7 +274,6 @@ def test_epic55_real_train_labels_perfect_scores_and_shipped_many_shot_lists():
     assert m["noun"]["precision"] == 1.0
 
 
-@needs_epic100
 def test_epic100_real_validation_with_tail_and_unseen_files():
     d = ANNOTATIONS / "epic100"
     val = pd.read_csv(d / "EPIC_100_validation.csv", usecols=["participant_id", "verb_class", "noun_class"])
@@ -299,7 +291,7 @@ def test_epic100_real_validation_with_tail_and_unseen_files():
                  "unseen": {"verb": 1.0, "noun": 1.0, "action": 1.0}}
 
     # Nouns ranked second (the next class 10 logits above), and the test split's unseen list on validation labels
-    # (C1 README's example, epic.md 3.4 item 8): no unseen segment, so no "unseen" key.
+    # (C1 README's example): no unseen segment, so no "unseen" key.
     noun_scores = confident((n + 1) % 300, 300, 1)
     noun_scores[np.arange(len(n)), n] += 10.0
     m = epic100_metrics(verb_scores, noun_scores, v, n, who, tail_verbs, tail_nouns, unseen_test)

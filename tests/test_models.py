@@ -244,7 +244,7 @@ def test_egoaco_attention_maps_sum_to_one() -> None:
         assert d[k].shape == (2, 3, 4, 4)  # 64 px -> 4x4 at layer4
         assert (d[k] >= 0).all()
         torch.testing.assert_close(d[k].sum((2, 3)), torch.ones(2, 3))
-    with torch.no_grad():  # models.md 8.21: a 3-frame snippet leaves time 1 at layer4, squeezed per snippet
+    with torch.no_grad():  # a 3-frame snippet leaves time 1 at layer4, squeezed per snippet
         shared = backbones.run_children(model.backbone, model.shared, models.fold_clip(clip("r2p1d34", T=3), 3, True))
         assert model.tops["act"](shared).shape == (6, 64, 1, 4, 4)
 
@@ -268,7 +268,7 @@ def test_dictionaries_start_from_the_backbone_classifier(tmp_path) -> None:
 
 
 def test_full_frame_inference_equals_mean_of_per_position_logits() -> None:
-    """models.md 8.10/8.11: on a full 64x96 frame, GAP + head == mean over positions and frames of head logits."""
+    """On a full 64x96 frame, GAP + head == mean over positions and frames of head logits."""
     model = build("gsm", "res34", T=2).eval()
     randomise_gsm_gates(model)
     with torch.no_grad():
@@ -283,7 +283,7 @@ def test_full_frame_inference_equals_mean_of_per_position_logits() -> None:
 
 
 def test_224px_map_is_7x7_so_global_pooling_equals_the_fixed_avgpool() -> None:
-    """models.md 8.10, second half: at 224 px the final map is 7x7, where adaptive GAP == the reference AvgPool(7)."""
+    """At 224 px the final map is 7x7, where adaptive GAP == the reference AvgPool(7)."""
     model = build("gsm", "bninc", T=2).eval()
     with torch.no_grad():
         f = model.frame_features(clip("bninc", H=224, W=224))  # (B, T, C, h, w)
@@ -364,9 +364,9 @@ def test_params_and_flops() -> None:
 
 
 def test_gsm_adds_under_one_percent_flops_at_width_1() -> None:
-    """models.md 1.4: BN-Inception at 224 px, +0.52 % MACs from 10 GSMs (only convs/matmuls are counted).
+    """BN-Inception at 224 px: the 10 GSMs add under 1 % FLOPs (only convs/matmuls are counted).
 
-    The extra cost is exactly the gate convs: 27 C H W MACs per GSM and frame, C and H x W from the 1.3 table.
+    The extra cost is exactly the gate convs: 27 C H W MACs per GSM and frame, C and H x W of each GSM's host conv.
     """
     table = [(64, 28), (64, 28), (128, 28), (224, 14), (192, 14), (160, 14), (96, 14), (128, 14), (352, 7), (352, 7)]
     T = 2
