@@ -31,7 +31,7 @@ warning is seen.
 Executed notebooks are written to a temporary file and renamed, so an interrupted build never leaves a
 half-executed notebook that looks finished; a step that fails stops the steps that need it, the others go on,
 and the build ends with the failure. ``--jobs 2`` runs two steps at a time, each kernel on one thread: on 2 CPU
-cores that gives 13-42 % more throughput than one 2-thread run (``cpu_budget.md`` §7). GSM + EgoACO variants
+cores that gives 13-42 % more throughput than one 2-thread run. GSM + EgoACO variants
 start from the trained GSM run of their backbone, so each waits for it.
 
 ``--launcher slurm`` trains each variant as a Slurm job through submitit (``egolib.launch``): its step submits the

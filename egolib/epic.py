@@ -10,9 +10,9 @@ The file reads top-down:
 3. ``load_epic55`` / ``load_epic100``: a whole annotation folder at once.
 4. Frames: ``<frames_root>/<participant>/<video>/frame_%010d.jpg`` (EPIC-55) or
    ``<root>/<participant>/rgb_frames/<video>/frame_%010d.jpg`` (EPIC-100), numbered from 1, where
-   ``start_frame`` and ``stop_frame`` are file numbers and both ends are inclusive (epic.md 2.4). ``FrameSource``
+   ``start_frame`` and ``stop_frame`` are file numbers and both ends are inclusive. ``FrameSource``
    reads extracted folders or the per-video tar files as distributed, without unpacking them.
-5. TSN sampling (epic.md 2.5): K segments, a random offset per segment for training, segment centres for
+5. TSN sampling: K segments, a random offset per segment for training, segment centres for
    validation/test, segment starts for the second test clip; L consecutive frames per segment (L = 3:
    the R(2+1)D snippets).
 6. ``EpicVideoDataset``: one segment -> a uint8 clip ``(T*L, C, H, W)`` (float32 once transformed),
@@ -754,7 +754,7 @@ def frame_source(dataset_root: str | Path, dataset: str, split: str, device: str
 
     EPIC-55 (and SynthKitchens in its layout): ``frames_rgb_flow/rgb/train`` for ``train``, ``.../test`` for
     ``s1``/``s2``. EPIC-100: ``<root>/PXX/rgb_frames/<video>`` for every split; its 50 fps extension videos
-    (``PXX_1YY``) are read by the frame numbers of the annotations, as the 60 fps ones (epic.md 2.2).
+    (``PXX_1YY``) are read by the frame numbers of the annotations, as the 60 fps ones.
 
     Args:
         dataset_root: the dataset root.
@@ -808,7 +808,7 @@ def missing_frames(root: str | Path, annotations_dir: str | Path | None = None) 
 
 
 # --------------------------------------------------------------------------------------------------
-# 5. TSN segment sampling (C1 TsnDataset, epic.md 2.5). Offsets are 0-based positions in the segment's
+# 5. TSN segment sampling (C1 TsnDataset). Offsets are 0-based positions in the segment's
 # own frame list of F frames (offset k = file start_frame + k); L is the snippet length.
 
 

@@ -17,17 +17,9 @@ from egolib import epic
 from egolib.backbones import NORMALIZATION
 from egolib.transforms import train_transform
 
-ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epic-annotations"
+ANNOTATIONS = Path(__file__).resolve().parent / "epic-annotations"  # real EPIC annotation CSVs (their README)
 EPIC55 = ANNOTATIONS / "epic55"
 EPIC100 = ANNOTATIONS / "epic100"
-needs_epic55 = pytest.mark.skipif(
-    not (EPIC55 / "EPIC_train_action_labels.csv").is_file(),
-    reason=f"real EPIC-55 annotation CSVs not found in {EPIC55} (the repo's sibling shared/data/epic-annotations)",
-)
-needs_epic100 = pytest.mark.skipif(
-    not (EPIC100 / "EPIC_100_validation.csv").is_file(),
-    reason=f"real EPIC-100 annotation CSVs not found in {EPIC100} (the repo's sibling shared/data/epic-annotations)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,6 @@ def epic55() -> epic.Epic55:
 # Real EPIC-55 files
 
 
-@needs_epic55
 def test_epic55_train_labels_real(epic55: epic.Epic55) -> None:
     train = epic55.train
     assert len(train) == 28_472
@@ -53,7 +44,6 @@ def test_epic55_train_labels_real(epic55: epic.Epic55) -> None:
     assert (train.stop_frame - train.start_frame + 1).min() == 31
 
 
-@needs_epic55
 def test_many_shot_recomputed_equals_shipped(epic55: epic.Epic55) -> None:
     recomputed = epic.many_shot(epic55.train)
     shipped = epic.ManyShot(
@@ -68,7 +58,6 @@ def test_many_shot_recomputed_equals_shipped(epic55: epic.Epic55) -> None:
     assert len(epic.many_shot(epic55.train, threshold=1000).verbs) < 26
 
 
-@needs_epic55
 def test_epic55_test_timestamps_classes_and_split_real(epic55: epic.Epic55) -> None:
     assert len(epic55.test_s1) == 8_047 and len(epic55.test_s2) == 2_929
     assert list(epic55.test_s1.columns) == list(epic.EPIC55_TIMESTAMP_COLUMNS)
@@ -88,7 +77,6 @@ def test_epic55_test_timestamps_classes_and_split_real(epic55: epic.Epic55) -> N
     )
 
 
-@needs_epic100
 def test_epic100_real() -> None:
     e = epic.load_epic100(EPIC100)
     assert list(e.validation.columns) == list(epic.EPIC100_LABEL_COLUMNS) and len(e.validation) == 9_668
@@ -452,7 +440,6 @@ def test_dataset_unlabelled_and_epic100_ids(root: Path) -> None:
         epic.EpicVideoDataset(SEGMENTS.drop(columns=["video_id"]), epic.FrameSource(root), num_segments=2)
 
 
-@needs_epic100
 def test_epic100_layout_reads_real_segments_by_their_frame_numbers(tmp_path: Path) -> None:
     """EPIC-100's layout: <root>/PXX/rgb_frames/<video>/ or <video>.tar, every split under the one root; the 50 fps
     extension videos (PXX_1YY) are read by the annotated frame numbers, as the 60 fps ones."""
