@@ -284,7 +284,7 @@ def test_a_chapter_is_executed_again_only_when_its_key_changes(tmp_path, monkeyp
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 14, items 6 and 8: one-off runs never block the book; --jobs checked before anything runs
+# One-off runs never block the book; --jobs checked before anything runs
 
 
 def test_jobs_zero_is_refused_before_any_step_runs(monkeypatch, capsys):

@@ -116,7 +116,7 @@ def test_config_is_frozen():
 def test_dataset_choice_names_the_run_and_data_folders():
     ek55 = RunConfig.from_params({"preset": "smoke", "method": "gsm", "backbone": "bninc"})
     ek100 = RunConfig.from_params({"preset": "smoke", "method": "gsm", "backbone": "bninc", "dataset": "epic100"})
-    assert ek55.dataset == "epic55" and ek55.name == "gsm-bninc-epic-smoke-s0"  # today's names stay
+    assert ek55.dataset == "epic55" and ek55.name == "gsm-bninc-epic-smoke-s0"  # EPIC-55 names carry no dataset
     assert ek100.name == "gsm-bninc-epic-smoke-epic100-s0" and ek100.run_path != ek55.run_path
     assert str(ek55.dataset_path) == "data/synthkitchens-smoke-s0"
     assert str(ek100.dataset_path) == "data/synthkitchens-epic100-smoke-s0"
@@ -162,13 +162,13 @@ def test_backbone_pretrain_pairs():
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 14, item 6: run folder names never collide across data roots or hyperparameters
+# Run folder names never collide across data roots or hyperparameters
 
 
 def test_run_names_tell_data_roots_and_non_default_hyperparameters_apart(tmp_path, monkeypatch):
     base = {"method": "gsm", "backbone": "bninc", "preset": "smoke"}
     default = RunConfig.from_params(base)
-    assert default.name == "gsm-bninc-epic-smoke-s0"  # the embedded data and the preset's values: today's name
+    assert default.name == "gsm-bninc-epic-smoke-s0"  # the embedded data and the preset's values: the short name
     explicit = RunConfig.from_params({**base, "lr": 0.01, "epochs": 1, "device": "cpu", "num_workers": 0})
     assert explicit.name == default.name  # the preset's own values, and where it runs, change nothing
     assert RunConfig.from_params({**base, "lr": 0.02}).name == "gsm-bninc-epic-smoke-s0-lr=0.02"
@@ -186,7 +186,7 @@ def test_run_names_tell_data_roots_and_non_default_hyperparameters_apart(tmp_pat
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 14, item 5: config files are read as strictly as the notebooks' parameters
+# Config files are read as strictly as the notebooks' parameters
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_is_complete_needs_done_same_config_and_code(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 3: files verified against the hash recorded when they were written
+# Files verified against the hash recorded when they were written
 
 
 def test_complete_means_every_output_present_and_verified(tmp_path):
@@ -123,7 +123,7 @@ def test_corrupt_json_is_named_with_its_path(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 2: one process per run folder
+# One process per run folder
 
 
 _HOLD = """

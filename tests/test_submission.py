@@ -203,7 +203,7 @@ def test_writers_refuse_what_the_server_would_reject(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Issue 14, item 7: coverage checked by default when the data set is at hand; halves must agree
+# Coverage checked by default when the data set is at hand; halves must agree
 
 
 def test_the_writer_refuses_halves_with_other_class_counts(tmp_path):
