@@ -268,12 +268,18 @@ def _run_correct(runs_root: str | Path, names: Sequence[str], dataset: str) -> d
 
 
 def _unseen_participants(run_dir: Path, uids: Sequence[str]) -> np.ndarray:
-    """(N,) bool: whether each EPIC-100 validation segment's participant is unseen in training (the run's
-    annotations)."""
-    from egolib import ensemble
+    """(N,) bool: whether each EPIC-100 validation segment's participant is unseen in training, from the annotations
+    of the run's dataset (``RunConfig.dataset_path``; a relative one is tried from the working directory, then from
+    the folder that holds the runs root)."""
+    from egolib import ensemble, epic
 
-    cfg = ensemble.run_config(run_dir)
-    annotations = ensemble.annotations_of(cfg.preset, cfg.seed, "epic100", cfg.data_root)
+    root = ensemble.run_config(run_dir).dataset_path
+    if not root.is_absolute() and not (root / "annotations").is_dir():
+        root = run_dir.resolve().parent.parent / root
+    annotations = epic.load_epic100(root / "annotations")
+    if annotations.validation is None or annotations.unseen_validation is None:
+        raise FileNotFoundError(f"{root / 'annotations'} lacks the EPIC-100 validation labels or the unseen "
+                                "participant list that the unseen-kitchens claim reads")
     participant = annotations.validation.set_index("narration_id").loc[list(uids), "participant_id"].astype(str)
     return participant.isin({str(p) for p in annotations.unseen_validation}).to_numpy()
 

@@ -231,3 +231,21 @@ def test_the_unseen_claim_reads_the_dataset_s_own_columns(tmp_path, monkeypatch)
     assert claim.verdict == verdicts.HOLDS and claim.difference.startswith("validation - unseen participants +25.0")
     assert "no EPIC-100 numbers" in claim.report and "EPIC-100" in claim.claim
     assert claim.criterion == verdicts.UNSEEN_HARDER_100
+
+
+def test_unseen_participants_come_from_the_run_s_epic100_annotations(tmp_path, monkeypatch):
+    real = Path(__file__).resolve().parent / "epic-annotations" / "epic100"
+    annotations = tmp_path / "data" / "epic100-copy" / "annotations"
+    annotations.mkdir(parents=True)
+    for name in ("EPIC_100_validation.csv", "EPIC_100_unseen_participant_ids_validation.csv"):
+        (annotations / name).write_bytes((real / name).read_bytes())
+    cfg = RunConfig.from_params({**VARIANTS[1], "preset": "smoke", "dataset": "epic100",
+                                 "data_root": "data/epic100-copy"})  # relative: to the folder holding runs/
+    run_dir = tmp_path / "runs" / cfg.name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    monkeypatch.chdir(tmp_path / "runs")  # the working directory does not hold data/
+    validation = pd.read_csv(annotations / "EPIC_100_validation.csv")
+    uids = list(validation.narration_id.iloc[[0, 1]]) + list(validation[validation.participant_id == "P18"]
+                                                             .narration_id.iloc[:2])
+    assert results._unseen_participants(run_dir, uids).tolist() == [False, False, True, True]  # P18 is unseen
