@@ -17,6 +17,7 @@ comparison holds, does not hold when any comparison does not hold, and otherwise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ class Difference:
 
     def text(self) -> str:
         """``GSM - TSN +3.2 points (95 % CI +1.0 to +5.1; 9999 resamples of 412 clips, seed 0)``."""
+        if math.isnan(self.low):
+            return f"{self.label} {self.value:+.1f} points (no interval: {self.n} {self.unit}, too few to resample)"
         return (f"{self.label} {self.value:+.1f} points ({100 * self.confidence:.0f}\u00a0% CI {self.low:+.1f} to "
                 f"{self.high:+.1f}; {self.n_resamples} resamples of {self.n} {self.unit}, seed {self.seed})")
 
@@ -83,8 +86,8 @@ def combine(outcomes: Sequence[str]) -> str:
 
 def _interval(data: tuple[np.ndarray, ...], statistic, *, paired: bool, n_resamples: int, confidence: float,
               seed: int) -> tuple[float, float]:
-    if any(len(d) < 2 for d in data):
-        raise ValueError(f"a bootstrap interval needs at least 2 units per sample, got {[len(d) for d in data]}")
+    if any(len(d) < 2 for d in data):  # nothing to resample: no interval, and the verdict cannot tell
+        return math.nan, math.nan
     result = stats.bootstrap(data, statistic, n_resamples=n_resamples, paired=paired, vectorized=True, axis=-1,
                              confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     ci = result.confidence_interval
@@ -113,7 +116,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], label: str, *, tri
 
     low, high = _interval((a, b, w), statistic, paired=True, n_resamples=n_resamples, confidence=confidence,
                           seed=seed)
-    return Difference(label, float(statistic(a, b, w)), low, high, len(a), unit, n_resamples, confidence, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no unit at all: NaN
+        value = float(statistic(a, b, w))
+    return Difference(label, value, low, high, len(a), unit, n_resamples, confidence, seed)
 
 
 def independent_difference(a: Sequence[float], b: Sequence[float], label: str, *, unit: str = "segments",
@@ -127,7 +132,9 @@ def independent_difference(a: Sequence[float], b: Sequence[float], label: str, *
         return 100 * (x.mean(axis) - y.mean(axis))
 
     low, high = _interval((a, b), statistic, paired=False, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    return Difference(label, float(statistic(a, b)), low, high, len(a) + len(b), unit, n_resamples, confidence, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = float(statistic(a, b))
+    return Difference(label, value, low, high, len(a) + len(b), unit, n_resamples, confidence, seed)
 
 
 def subset_difference(x: Sequence[float], in_subset: Sequence[bool], label: str, *, unit: str = "segments",

@@ -38,6 +38,12 @@ def test_a_difference_of_identical_scores_cannot_be_told():
     assert verdicts.paired_difference(a, a, "same").outcome == CANNOT_TELL
 
 
+def test_too_few_units_give_no_interval_and_cannot_tell():
+    one = verdicts.paired_difference([1], [0], "a - b")
+    assert one.value == 100.0 and one.outcome == CANNOT_TELL and "no interval: 1 segments" in one.text()
+    assert verdicts.gsm_models_time(_order([(0, 1)], 1)).outcome == CANNOT_TELL  # one clip
+
+
 def test_combining_comparisons():
     assert verdicts.combine([HOLDS, HOLDS]) == HOLDS
     assert verdicts.combine([HOLDS, CANNOT_TELL]) == CANNOT_TELL
