@@ -61,7 +61,7 @@ TASKS = ("verb", "noun", "action")
 
 
 # --------------------------------------------------------------------------------------------------
-# 1. Recipes (paper.md). The numbers live in the presets of egolib.config (``paper`` = the report's,
+# 1. Recipes (the report's). The numbers live in the presets of egolib.config (``paper`` = the report's,
 # ``demo``/``smoke`` scaled down); a recipe says which fields make up which stage.
 
 
@@ -86,7 +86,7 @@ class Stage:
 
 # (epochs field, lr field, warm-up field or None, what is trained) per stage, by method. The EgoACO stages
 # (what each trains, their learning rates and epochs) are the report's; which modules make up each stage is
-# egolib.models' reconstruction (no EgoACO code was released, models.md 3.5).
+# egolib.models' reconstruction (no EgoACO code was released).
 _ONE_STAGE = (("epochs", "lr", "warmup_epochs", "everything"),)
 _EGOACO_STAGES = (
     ("epochs", "lr", "warmup_epochs", "attention, LSTA and classifiers; backbone frozen (eval-mode BN)"),
@@ -115,7 +115,7 @@ def recipe(cfg: RunConfig) -> list[Stage]:
 def make_optimizer(model: nn.Module, cfg: RunConfig, stage: Stage, steps_per_epoch: int):
     """SGD over the parameters the stage trains, with the step-wise warm-up + cosine schedule.
 
-    As the released GSM code does in effect (models.md 7.1-3), every trained parameter (BN and biases
+    As the released GSM code does in effect, every trained parameter (BN and biases
     included) gets the same learning rate and weight decay.
 
     Returns:
@@ -130,7 +130,7 @@ def make_optimizer(model: nn.Module, cfg: RunConfig, stage: Stage, steps_per_epo
 
 
 # --------------------------------------------------------------------------------------------------
-# 2. Multi-task loss (models.md 4): L = CE(verb) + CE(noun) + CE(action).
+# 2. Multi-task loss: L = CE(verb) + CE(noun) + CE(action).
 
 
 def multitask_loss(out: dict[str, Tensor], labels: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -654,7 +654,7 @@ def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
     if dist.world == 1:
         return model
     ids = [dist.device.index] if dist.device.type == "cuda" else None
-    # EgoACO's LSTA coupling dictionary gets no gradient at all (models.md 7.2-4): let DDP look for it
+    # EgoACO's LSTA coupling dictionary gets no gradient at all: let DDP look for it
     return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=cfg.stages > 1)
 
 
