@@ -66,5 +66,12 @@ publish-check: $(STAMP)
 publish: $(STAMP)
 	$(BIN)/python -m egolib.publish
 
+# `make weights`: retrain the shipped stand-ins (weights/ and its manifest) from scratch, under nice, with progress
+# bars; killed and restarted, it resumes after its last epoch. BACKBONES=res34,r2p1d34
+# retrains some of them.
+.PHONY: weights
+weights: $(STAMP)
+	nice $(BIN)/python -m egolib.weights train $(if $(BACKBONES),--backbone $(BACKBONES))
+
 clean:
 	rm -rf _build _static/plotly.min.js

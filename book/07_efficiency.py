@@ -198,7 +198,8 @@ else:
 #
 # Read from each complete run folder: `log.csv` (seconds and clips of every epoch; steps = clips / batch size
 # from `config.json`) and `metrics.json`'s `resources` (training seconds including pretraining checks and data
-# loading, total seconds including testing, peak resident memory of the training process).
+# loading, added up over every process that trained the run, resumes included; total seconds: training plus testing;
+# peak resident memory of the training process).
 
 # %%
 if len(trained) and "s_per_step" in trained:

@@ -59,7 +59,8 @@ PLACEMENT_FIELDS = ("run_dir", "device", "num_workers")
 # Fields named in every run folder's name (``RunConfig.name``); the others are its hyperparameters.
 IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "dataset", "seed", "data_root")
 MAX_OVERRIDES_CHARS = 60  # longer lists of non-default hyperparameters are named by a hash
-BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions", "data_path")  # what runs.manifest, train add
+# what runs.manifest and train add to a run's config.json
+BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions", "data_path", "pretrained")
 
 CHOICES = {
     "method": METHODS,

@@ -3,9 +3,10 @@
 ``pretrain`` names what the report used; ``resolve(cfg)`` says what this run gets, ``ensure(cfg)`` makes it:
 
     imagenet         weights/<backbone>-imagenet.pth or torchvision's file in the torch hub cache (width 1 only);
-                     stand-in: the backbone trained to classify SynthKitchens' object images
+                     stand-in: the backbone trained to classify synthetic object images; at the demo size the
+                     shipped one (``egolib.weights``), at other sizes one trained here
     ig65m_kinetics   weights/r2p1d34-ig65m_kinetics.pth or ig65m-pytorch's file in the hub cache (width 1 only);
-                     stand-in: R(2+1)D trained to classify the synthetic motion clips
+                     stand-in: R(2+1)D trained to classify synthetic motion clips (shipped at the demo size)
     epic             weights/<backbone>-epic.pth (e.g. TBN's BN-Inception); otherwise, as the report did for
                      InceptionV3, a TSN model trained on the run's training split from the ``imagenet`` backbone.
                      GSM + EgoACO starts, as in the report, from an EPIC-trained GSM backbone: the backbone of the
@@ -46,9 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from egolib import backbones, models, runs, synthetic, transforms
+from egolib import backbones, models, runs, synthetic, transforms, weights
 from egolib.config import RunConfig
-from egolib.optim import WarmupCosine, seed_everything
+from egolib.optim import WarmupCosine, rng_state, seed_everything, set_rng_state
 from egolib.progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,19 @@ STANDIN_RECIPES: dict[str, dict[str, Any]] = {
     "demo": {"epochs": 8, "batch_size": 32, "lr": 0.05, "clip_grad": 5.0},
     "paper": {"epochs": 30, "batch_size": 64, "lr": 0.1, "clip_grad": 5.0},
 }
-# The object-image stand-in trains longer at the demo preset. Measured on ResNet-34 (width 1/4, 80 px), by a linear
-# probe of its frozen clip features on the validation set carved from SynthKitchens' training videos (noun top-1;
-# random weights 20.0 %): today's images, 8 epochs 39.2 %; the cluttered, occluded, relit images, 24 epochs 47.1 %.
+# At the demo preset the stand-ins trained inside a run (for a backbone, width or input size that ships none:
+# ``egolib.weights`` ships the demo's own) train longer than the preset's recipe says: 8 epochs end before they
+# learn. Motion clips from scratch sit near chance (loss ln 14) for hundreds of steps before they leave it.
 OBJECT_EPOCHS = {"demo": 24}
+MOTION_EPOCHS = {"demo": 24}
 
 
 def standin_recipe(preset: str, *, video: bool) -> dict[str, Any]:
     """The stand-in recipe of ``preset`` for motion clips (``video``) or object images."""
     recipe = dict(STANDIN_RECIPES[preset])
-    if not video and preset in OBJECT_EPOCHS:
-        recipe["epochs"] = OBJECT_EPOCHS[preset]
+    epochs = (MOTION_EPOCHS if video else OBJECT_EPOCHS).get(preset)
+    if epochs is not None:
+        recipe["epochs"] = epochs
     return recipe
 
 
@@ -93,12 +96,14 @@ class Pretraining:
             ``EPIC TSN-style (training split)`` or ``random initialisation``.
         path: the plain-backbone state-dict file (None for random initialisation).
         ready: the file exists (``ensure`` makes stand-ins ready).
+        sha256: the file's SHA-256 for a shipped stand-in (``egolib.weights``), checked on every ``resolve``.
     """
 
     pretrain: str
     source: str
     path: str | None
     ready: bool
+    sha256: str | None = None
 
     def describe(self) -> str:
         where = f" ({self.path})" if self.path else ""
@@ -219,6 +224,12 @@ def resolve(cfg: RunConfig) -> Pretraining:
     real = None if gsm_backbone else real_weights(cfg.backbone, cfg.pretrain, cfg.width)
     if real is not None:
         return Pretraining(cfg.pretrain, "real weights", str(real), True)
+    if cfg.pretrain != "epic":
+        ship = weights.shipped(cfg.backbone, cfg.width, cfg.input_size)
+        if ship is not None:  # the demo's stand-in, trained once and shipped: its hash is checked, never retrained
+            path, entry = ship
+            source = "shipped " + _standin_source(cfg.pretrain, cfg.backbone)
+            return Pretraining(cfg.pretrain, source, str(weights.verified(path, entry)), True, entry["sha256"])
     name = "epic_gsm" if gsm_backbone else cfg.pretrain
     key = cache_key(cfg)
     out = cache_dir(name, cfg.backbone, cfg.width, cfg.preset, key_hash(key))
@@ -327,47 +338,85 @@ def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, list[str], bool]
     return *standin_set(cfg.preset, video=video), video
 
 
-def _to_input(item: Tensor, tf: Any, video: bool) -> Tensor:
-    """One uint8 image ``(3, H, W)`` or clip ``(T, 3, H, W)`` -> the backbone's float input
-    ``(3, h, w)`` or ``(3, T, h, w)``."""
-    if video:
-        return tf(item).transpose(0, 1)  # (T, 3, h, w) -> (3, T, h, w)
-    return tf(item[None])[0]  # (1, 3, H, W) -> (3, h, w)
+def _to_input(item: Tensor, tf: Any, video: bool, window: int | None = None, start: int | None = None) -> Tensor:
+    """One uint8 image ``(3, H, W)`` or clip ``(T, 3, H, W)`` -> the backbone's float input ``(3, h, w)`` or
+    ``(3, L, h, w)``: with ``window``, the ``window`` frames from ``start`` (random when None)."""
+    if not video:
+        return tf(item[None])[0]  # (1, 3, H, W) -> (3, h, w)
+    if window is not None and window < item.shape[0]:
+        first = int(torch.randint(item.shape[0] - window + 1, ())) if start is None else start
+        item = item[first : first + window]  # (T, 3, H, W) -> (window, 3, H, W)
+    return tf(item).transpose(0, 1)  # (L, 3, h, w) -> (3, L, h, w)
 
 
-def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progress: bool) -> None:
-    """Train ``cfg.backbone`` (width ``cfg.width``) on the stand-in set; 10 % held out to report accuracy."""
-    x, y, names, video = _load_standin_data(cfg)
-    recipe = standin_recipe(cfg.preset, video=video)
-    seed_everything(0)
-    order = torch.randperm(len(y))
-    n_val = max(len(order) // 10, 1)
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
-    net = backbones.build_backbone(cfg.backbone, width=cfg.width).to(device)
-    norm = backbones.normalization(cfg.backbone)
-    size = cfg.input_size
+def centre_start(frames: int, window: int | None) -> int:
+    """First frame of the centre ``window`` of a ``frames``-frame clip (the held-out items' window)."""
+    return 0 if window is None else max((frames - window) // 2, 0)
+
+
+def _optimizer(net: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9 (the default), or AdamW (``recipe["optimizer"] == "adamw"``)."""
+    decay = recipe.get("weight_decay", 5e-4)
+    if recipe.get("optimizer", "sgd") == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=recipe["lr"], weight_decay=decay)
+    return torch.optim.SGD(net.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=decay)
+
+
+def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tensor], num_classes: int, *,
+                recipe: dict[str, Any], video: bool, input_size: int, state_path: Path | None = None,
+                state_key: dict[str, Any] | None = None, progress: bool = True,
+                desc: str = "pretrain") -> list[dict[str, Any]]:
+    """Train ``net`` to classify the stand-in items ``x[train]`` and report held-out accuracy on ``x[held]`` per
+    epoch; ``split`` is ``(train indices, held-out indices)``.
+
+    The recipe: ``epochs``, ``batch_size``, ``lr``, ``clip_grad``; optional ``optimizer`` (sgd | adamw),
+    ``weight_decay`` (5e-4), ``label_smoothing`` (0), ``warmup`` (fraction of the steps, 0.1) and, for motion clips,
+    ``window`` (frames per item: a random window in training, the centre one held out). Warm-up then cosine decay;
+    gradients clipped (deep narrow nets from scratch start with huge gradients).
+
+    With ``state_path``, the model, optimiser, schedule, log rows and RNG state are saved there after every epoch
+    and a restart with the same ``state_key`` resumes after the last saved epoch.
+
+    Returns:
+        One row per epoch: ``epoch, loss, acc, val_acc, lr, time_s`` (wall) and ``cpu_s`` (all threads).
+    """
+    train_idx, held_idx = split
+    device = next(net.parameters()).device
+    norm = backbones.normalization(net.spec.name)
+    window = recipe.get("window") if video else None
     # No flips for motion clips: a mirrored "left" clip is a "right" clip (flips would swap half the labels).
-    train_tf = dataclasses.replace(transforms.train_transform(norm, size), flip=not video)
-    test_tf = transforms.centre_transform(norm, size, backbones.scale_size(size))
+    train_tf = dataclasses.replace(transforms.train_transform(norm, input_size), flip=not video)
+    test_tf = transforms.centre_transform(norm, input_size, backbones.scale_size(input_size))
+    held_start = centre_start(x.shape[1], window) if video else None
     steps = max(len(train_idx) // recipe["batch_size"], 1)
-    opt = torch.optim.SGD(net.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=5e-4)
+    opt = _optimizer(net, recipe)
     total = recipe["epochs"] * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, max(total // 10, 1)))
-    rows = []
-    for epoch in range(recipe["epochs"]):
-        t0 = time.perf_counter()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, max(int(total * recipe.get("warmup", 0.1)), 1)))
+    rows: list[dict[str, Any]] = []
+    if state_path is not None and state_path.is_file():
+        state = runs.load_torch(state_path, map_location="cpu")
+        if state.get("key") == state_key:
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["schedule"])
+            rows = list(state["rows"])
+            set_rng_state(state["rng"])
+            log.info("%s: resuming after epoch %d of %d (%s)", desc, len(rows), recipe["epochs"], state_path)
+        else:
+            log.warning("%s holds another recipe or set: training from the start", state_path)
+    for epoch in range(len(rows), recipe["epochs"]):
+        t0, cpu0 = time.perf_counter(), time.process_time()
         net.train()
         perm = train_idx[torch.randperm(len(train_idx))]
         loss_sum, hits, seen = 0.0, 0, 0
-        bar = tqdm(range(steps), desc=f"pretrain {cfg.backbone} epoch {epoch + 1}/{recipe['epochs']}",
-                   disable=not progress, leave=False, mininterval=1.0)
+        bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{recipe['epochs']}", disable=not progress,
+                   leave=False, mininterval=1.0)
         for s in bar:
             idx = perm[s * recipe["batch_size"] : (s + 1) * recipe["batch_size"]]
-            batch = torch.stack([_to_input(x[i], train_tf, video) for i in idx.tolist()]).to(device)
+            batch = torch.stack([_to_input(x[i], train_tf, video, window) for i in idx.tolist()]).to(device)
             target = y[idx].to(device)
-            logits = _logits(net, batch, len(names))
-            loss = F.cross_entropy(logits, target)
+            logits = _logits(net, batch, num_classes)
+            loss = F.cross_entropy(logits, target, label_smoothing=recipe.get("label_smoothing", 0.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), recipe["clip_grad"])
@@ -378,25 +427,52 @@ def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progres
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         rows.append({"epoch": epoch + 1, "loss": loss_sum / seen, "acc": hits / seen,
-                     "val_acc": _accuracy(net, x, y, val_idx, test_tf, video, len(names), device),
-                     "time_s": time.perf_counter() - t0})
-        log.info("pretrain %s epoch %d: loss %.3f acc %.3f held-out acc %.3f", cfg.backbone, epoch + 1,
-                 rows[-1]["loss"], rows[-1]["acc"], rows[-1]["val_acc"])
+                     "val_acc": held_out_accuracy(net, x, y, held_idx, test_tf, video, num_classes, window,
+                                                  held_start),
+                     "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0,
+                     "cpu_s": time.process_time() - cpu0})
+        log.info("%s epoch %d: loss %.3f acc %.3f held-out acc %.3f (%.0f s)", desc, epoch + 1, rows[-1]["loss"],
+                 rows[-1]["acc"], rows[-1]["val_acc"], rows[-1]["time_s"])
+        if state_path is not None:
+            runs.save_torch(state_path, {"key": state_key, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                                         "schedule": sched.state_dict(), "rows": rows, "rng": rng_state()})
+    return rows
+
+
+def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progress: bool) -> None:
+    """Train ``cfg.backbone`` (width ``cfg.width``) on the stand-in set; 10 % held out to report accuracy."""
+    x, y, names, video = _load_standin_data(cfg)
+    recipe = standin_recipe(cfg.preset, video=video)
+    seed_everything(0)
+    split = held_out_split(len(y))
+    device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    net = backbones.build_backbone(cfg.backbone, width=cfg.width).to(device)
+    rows = fit_standin(net, x, y, split, len(names), recipe=recipe, video=video, input_size=cfg.input_size,
+                       progress=progress, desc=f"pretrain {cfg.backbone}")
     _save(out, net, rows, {
-        "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset, "input_size": size,
+        "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset, "input_size": cfg.input_size,
         "source": _standin_source(cfg.pretrain, cfg.backbone), "classes": names,
-        "train_items": len(train_idx), "held_out_items": n_val, **recipe, "cache_key": key,
+        "train_items": len(split[0]), "held_out_items": len(split[1]), **recipe, "cache_key": key,
     })
 
 
+def held_out_split(n: int) -> tuple[Tensor, Tensor]:
+    """``(train indices, held-out indices)``: a random 10 % of ``n`` items held out (torch's global RNG)."""
+    order = torch.randperm(n)
+    n_held = max(n // 10, 1)
+    return order[n_held:], order[:n_held]
+
+
 @torch.no_grad()
-def _accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, tf: Any, video: bool, num_classes: int,
-              device: torch.device, batch_size: int = 64) -> float:
+def held_out_accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, tf: Any, video: bool, num_classes: int,
+                      window: int | None = None, start: int | None = None, batch_size: int = 64) -> float:
+    """Top-1 accuracy on ``x[idx]`` in eval mode (clips: the ``window`` frames from ``start``)."""
     net.eval()
+    device = next(net.parameters()).device
     hits = 0
     for s in range(0, len(idx), batch_size):
         part = idx[s : s + batch_size].tolist()
-        batch = torch.stack([_to_input(x[i], tf, video) for i in part]).to(device)
+        batch = torch.stack([_to_input(x[i], tf, video, window, start) for i in part]).to(device)
         hits += int((_logits(net, batch, num_classes).argmax(1).cpu() == y[part]).sum())
     return hits / max(len(idx), 1)
 
@@ -468,21 +544,26 @@ def _pretrain_epic_gsm(cfg: RunConfig, out: Path, fit: FitFunction, key: dict[st
 
 
 def read_log(pre: Pretraining) -> pd.DataFrame | None:
-    """The training log of a cached pretraining (None for real weights and random initialisation)."""
-    if pre.path is None or pre.source in ("real weights",):
+    """The training log of a shipped or cached pretraining (None for real weights and random initialisation)."""
+    if pre.path is None or pre.source == "real weights":
         return None
+    if pre.sha256 is not None:  # shipped: the log the manifest names
+        entry = weights.read_manifest(Path(pre.path).parent)[Path(pre.path).name]
+        return pd.read_csv(Path(pre.path).parent / entry["log"])
     path = Path(pre.path).parent / "log.csv"
     return pd.read_csv(path) if path.exists() else None
 
 
 def summary(pre: Pretraining) -> dict[str, Any]:
-    """``Pretraining`` as a dict, plus the cached pretraining's own config when there is one."""
+    """``Pretraining`` as a dict, plus the shipped file's manifest entry or the cached pretraining's own config."""
     out = dataclasses.asdict(pre)
-    if pre.path and pre.source != "real weights":
+    if pre.sha256 is not None:
+        entry = weights.read_manifest(Path(pre.path).parent)[Path(pre.path).name]
+        out["details"] = {k: v for k, v in entry.items() if k not in ("classes", "log_sha256")}
+    elif pre.path and pre.source != "real weights":
         config = Path(pre.path).parent / "config.json"
         if config.exists():
             info = runs.read_json(config)
             hidden = ("versions", "tsn_run", "gsm_run", "cache_key")
             out["details"] = {k: v for k, v in info.items() if k not in hidden}
     return out
-

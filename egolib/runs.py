@@ -299,10 +299,15 @@ def file_lock(path: str | Path) -> Iterator[None]:
 
 
 def code_version() -> str:
-    """A hash of the library code that makes a run's files: ``train``, ``pretrain`` and every egolib module they
-    import. Runs trained by other code are not "current"; a change to the book driver or to a chapter's plotting
+    """A hash of what makes a run's files: the library code of ``train``, ``pretrain`` and every egolib module they
+    import, and the manifest of the shipped weights the runs start from (``egolib.weights``). Runs trained by other
+    code or from other shipped weights are not "current"; a change to the book driver or to a chapter's plotting
     helpers is not a change to training (``egolib.codehash``)."""
-    return codehash.source_hash(TRAINED_BY)
+    from egolib import weights  # weights imports this module
+
+    manifest = weights.SHIPPED_DIR / weights.MANIFEST
+    shipped = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "none"
+    return hashlib.sha256(f"{codehash.source_hash(TRAINED_BY)} {shipped}".encode()).hexdigest()[:16]
 
 
 def git_commit() -> str:

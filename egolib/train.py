@@ -476,7 +476,11 @@ def _check_run_folder(cfg: RunConfig) -> None:
             raise ValueError(
                 f"run folder {cfg.run_path} holds a different run ({detail}); delete the folder or set run_dir"
             )
-    runs.write_json(path, runs.manifest(cfg.to_dict()) | {"data_path": str(cfg.dataset_path)})
+    # What the backbone starts from (a shipped stand-in: its file and SHA-256, checked here before anything trains)
+    pre = pretrain.resolve(cfg)
+    started_from = {"pretrain": pre.pretrain, "source": pre.source, "file": pre.path, "sha256": pre.sha256}
+    runs.write_json(path, runs.manifest(cfg.to_dict()) | {"data_path": str(cfg.dataset_path),
+                                                          "pretrained": started_from})
 
 
 def data_record(root: str | Path) -> dict[str, Any]:
@@ -896,18 +900,20 @@ def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
     if runs.is_complete(run_dir, cfg.to_dict()):
         log.info("%s is complete, current and verified: skipped", run_dir)
         return runs.read_json(run_dir / METRICS)
-    t0 = time.perf_counter()
     if dist.is_main:
         if (run_dir / runs.DONE).exists():
             missing = runs.unverified(run_dir, runs.run_outputs(cfg.dataset))
             log.info("%s is not complete: %s", run_dir, "; ".join(missing))
         (run_dir / runs.DONE).unlink(missing_ok=True)
     _fit(cfg, dist, progress=progress)
+    t_eval = time.perf_counter()
     ckpt = load_checkpoint(run_dir / CHECKPOINT)
     model = models.load_model(run_dir / CHECKPOINT)
     result = evaluate(cfg, model, progress=progress, dist=dist)
     if dist.is_main:
-        result["resources"] = {"train_s": float(ckpt.get("train_s", 0.0)), "total_s": time.perf_counter() - t0,
+        # train_s adds up every process that trained the run (resumes included); total_s adds this evaluation to it
+        train_s, eval_s = float(ckpt.get("train_s", 0.0)), time.perf_counter() - t_eval
+        result["resources"] = {"train_s": train_s, "eval_s": eval_s, "total_s": train_s + eval_s,
                                "peak_rss_mb": peak_rss_mb(), "processes": dist.world, "device": str(dist.device)}
         runs.write_json(run_dir / METRICS, result)
         runs.write_done(run_dir, runs.run_outputs(cfg.dataset))

@@ -44,6 +44,7 @@ def test_the_cache_folder_changes_with_the_data_the_recipe_and_the_code(tmp_path
 def test_a_changed_stand_in_recipe_or_set_invalidates_the_cached_backbone(tmp_path, monkeypatch, backbone):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runs, "code_version", lambda: "0" * 16)  # the same code: only the recipe changes
+    monkeypatch.setattr(pretrain.weights, "SHIPPED_DIR", tmp_path / "shipped")  # a stand-in trained in the run
     cfg = RunConfig.from_params({"method": "egoaco", "backbone": backbone, "preset": "demo"})
     before = pretrain.resolve(cfg)
     out = Path(before.path).parent
@@ -53,8 +54,7 @@ def test_a_changed_stand_in_recipe_or_set_invalidates_the_cached_backbone(tmp_pa
     runs.write_done(out, pretrain.CACHE_FILES)
     assert pretrain.resolve(cfg).ready and pretrain.resolve(cfg).path == before.path
     sets = synthetic.MOTION_PRESETS if backbone == "r2p1d34" else synthetic.OBJECT_PRESETS
-    epochs = (pretrain.OBJECT_EPOCHS, "demo", 99) if backbone == "res34" else (pretrain.STANDIN_RECIPES, "demo",
-                                                                                {"epochs": 99})
+    epochs = ((pretrain.OBJECT_EPOCHS if backbone == "res34" else pretrain.MOTION_EPOCHS), "demo", 99)
     for table, name, change in (epochs, (pretrain.STANDIN_RECIPES, "demo", {"lr": 0.5}),
                                 (sets, "demo", {"per_class": 7})):
         with monkeypatch.context() as m:
@@ -113,7 +113,11 @@ def test_two_data_roots_give_two_different_cached_backbones(tmp_path, monkeypatc
     assert again == made[0]  # the first data root's cache, reused
 
 
-def test_the_object_stand_in_trains_longer_than_the_motion_one_at_demo():
+def test_the_demo_stand_ins_train_longer_than_the_preset_recipe_says():
     objects, motion = (pretrain.standin_recipe("demo", video=v) for v in (False, True))
-    assert objects["epochs"] == pretrain.OBJECT_EPOCHS["demo"] and motion == pretrain.STANDIN_RECIPES["demo"]
-    assert pretrain.standin_recipe("smoke", video=False) == pretrain.STANDIN_RECIPES["smoke"]
+    recipe = pretrain.STANDIN_RECIPES["demo"]
+    assert objects == recipe | {"epochs": pretrain.OBJECT_EPOCHS["demo"]}
+    assert motion == recipe | {"epochs": pretrain.MOTION_EPOCHS["demo"]}
+    assert min(objects["epochs"], motion["epochs"]) > recipe["epochs"]
+    for video in (False, True):  # the other presets keep their epochs
+        assert pretrain.standin_recipe("smoke", video=video) == pretrain.STANDIN_RECIPES["smoke"]

@@ -152,7 +152,7 @@ def test_done_without_metrics_is_evaluated_again_without_training(workdir, refer
     train.run(cfg, progress=False)
     (cfg.run_path / "metrics.json").unlink()
     steps = counting_steps(monkeypatch)
-    result = train.run(cfg, progress=False)  # before: FileNotFoundError on every re-run
+    result = train.run(cfg, progress=False)  # evaluated again, not a FileNotFoundError
     assert steps["n"] == 0 and result["s1"] == json.loads((reference.run_path / "metrics.json").read_text())["s1"]
     assert runs.is_complete(cfg.run_path, cfg.to_dict())
 
@@ -240,7 +240,9 @@ def test_train_time_adds_up_across_resumes(workdir, monkeypatch):
     runs.save_torch(cfg.run_path / "checkpoint.pt", ckpt | {"train_s": 1000.0})  # a first process that took long
     monkeypatch.setattr(train, "_train_step", real_step)
     result = train.run(cfg, progress=False)
-    assert result["resources"]["train_s"] > 1000.0  # before: only the time since the resume
+    resources = result["resources"]
+    assert resources["train_s"] > 1000.0  # the first process counts too, not only the time since the resume
+    assert resources["eval_s"] > 0 and resources["total_s"] == resources["train_s"] + resources["eval_s"]
 
 
 def test_a_corrupt_data_set_manifest_is_named(tmp_path):

@@ -266,6 +266,7 @@ def test_pretraining_resolves_real_weights_at_width_one_else_a_cached_stand_in(t
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(pretrain.weights, "SHIPPED_DIR", tmp_path / "shipped")  # none shipped (test_weights: some)
     full = paper(method="egoaco", backbone="res34")
     assert pretrain.resolve(full).source == "synthetic stand-in: object images"  # no file: the stand-in
     (tmp_path / "weights").mkdir()
