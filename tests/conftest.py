@@ -117,3 +117,50 @@ def smoke_book_view(smoke_book: Path, tmp_path_factory: pytest.TempPathFactory):
         return root
 
     return view
+
+
+# --------------------------------------------------------------------------------------------------
+# Deprecations. pyproject.toml's filterwarnings makes a DeprecationWarning attributed to egolib an error; a library
+# that warns at its own line (stacklevel 1, as torchvision.io's image decoders do) is attributed to itself, so a test
+# also fails when egolib called the deprecated code directly.
+
+import warnings  # noqa: E402
+
+
+def egolib_caller(filename: str) -> str | None:
+    """``file:line`` of the egolib code that called the code which warned from ``filename`` directly (the first
+    frame outside the warning's own package), or None when that caller is not egolib's."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename != filename:
+        frame = frame.f_back
+    if frame is None:
+        return None
+
+    def package(f) -> str:
+        return str(f.f_globals.get("__name__", "")).partition(".")[0]
+
+    own = package(frame)
+    while frame is not None and package(frame) == own:
+        frame = frame.f_back
+    if frame is None or package(frame) != "egolib":
+        return None
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+@pytest.fixture(autouse=True)
+def _deprecated_calls_from_egolib_are_errors():
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        caller = egolib_caller(filename) if issubclass(category, DeprecationWarning | PendingDeprecationWarning) \
+            else None
+        if caller is not None:
+            raise category(f"{message} (egolib calls deprecated code at {caller})")
+        if shown is warnings._showwarning_orig:  # pytest records the test's warnings
+            warnings._showwarnmsg_impl(warnings.WarningMessage(message, category, filename, lineno, file, line))
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    yield
+    warnings.showwarning = shown

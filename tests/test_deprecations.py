@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import egolib_caller
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
@@ -44,3 +47,32 @@ def test_frames_are_not_decoded_by_torchvision_io() -> None:
     uses = re.compile(r"from torchvision\.io import|import torchvision\.io|torchvision\.io\.\w+\(")
     users = [p.name for p in (ROOT / "egolib").glob("*.py") if uses.search(p.read_text())]
     assert not users, f"torchvision.io's image decoders are deprecated (torchcodec.decoders replaces them): {users}"
+
+
+def module(name: str, path: str, source: str, **names: object) -> dict:
+    """Run ``source`` as the module ``name`` at ``path`` (what a warning is attributed to); returns its globals."""
+    namespace = {"__name__": name, **names}
+    exec(compile(source, path, "exec"), namespace)
+    return namespace
+
+
+def test_a_deprecated_library_call_from_egolib_fails() -> None:
+    # the library warns at its own line (stacklevel 1): the warning is attributed to it, not to egolib
+    lib = module("somelib.io", "/somelib/io.py", "import warnings\ndef old():\n"
+                 "    warnings.warn('old() is deprecated', DeprecationWarning)\n")
+    user = module("egolib.example", "/egolib/example.py", "def read():\n    return old()\n", old=lib["old"])
+    with pytest.raises(DeprecationWarning, match=r"old\(\) is deprecated \(egolib calls deprecated code at "
+                                                 r"/egolib/example\.py:2\)"):
+        user["read"]()
+
+
+def test_only_a_direct_call_from_egolib_counts() -> None:
+    lib = module("somelib.io", "/somelib/io.py", "def probe(caller):\n    return caller('/somelib/io.py')\n")
+    direct = module("egolib.example", "/egolib/example.py", "def read():\n    return probe(caller)\n",
+                    probe=lib["probe"], caller=egolib_caller)
+    assert direct["read"]() == "/egolib/example.py:2"
+    assert lib["probe"](egolib_caller) is None  # a test's own call
+    between = module("otherlib.x", "/otherlib/x.py", "def go():\n    return probe(caller)\n", probe=lib["probe"],
+                     caller=egolib_caller)
+    via = module("egolib.example", "/egolib/example.py", "def read():\n    return go()\n", go=between["go"])
+    assert via["read"]() is None  # egolib -> otherlib -> somelib: otherlib's deprecated call, not egolib's
