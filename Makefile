@@ -71,7 +71,7 @@ publish: $(STAMP)
 # retrains some of them.
 .PHONY: weights
 weights: $(STAMP)
-	nice $(BIN)/python -m egolib.weights train $(if $(BACKBONES),--backbone $(BACKBONES))
+	nice $(BIN)/python -m egolib.pretrain train $(if $(BACKBONES),--backbone $(BACKBONES))
 
 clean:
 	rm -rf _build _static/plotly.min.js

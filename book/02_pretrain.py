@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,20 +24,22 @@
 # `egolib.pretrain` resolves each `pretrain` name to
 #
 # - `imagenet`: real weights `weights/<backbone>-imagenet.pth` or torchvision's file in the torch hub cache;
-#   stand-in: the backbone trained to classify SynthObjects (object images);
+#   stand-in: the backbone trained to classify synthetic object images;
 # - `ig65m_kinetics`: real weights `weights/r2p1d34-ig65m_kinetics.pth` or ig65m-pytorch's file in the hub
-#   cache; stand-in: R(2+1)D trained to classify SynthMotion (motion clips);
+#   cache; stand-in: R(2+1)D trained to classify synthetic motion clips;
 # - `epic`: real weights `weights/<backbone>-epic.pth`; otherwise a TSN model trained on the run's training
 #   split, starting from the `imagenet` backbone (real or stand-in);
 # - `scratch`: random initialisation.
 #
-# Real weights are used only at width 1 (the standard networks).
+# Real weights are used only at width 1 (the standard networks). Nothing is downloaded.
 #
-# Nothing is downloaded. What is trained here is cached in
+# **The stand-ins ship with the book**, as published checkpoints do: at the `demo` size each backbone's stand-in
+# was trained once, for as long as it needed, and lives in `weights/` beside a manifest that gives its SHA-256,
+# the set and recipe that made it, its held-out accuracy and its training time (`egolib.weights`). A run checks
+# the file's hash before it loads it; `make weights` trains them all again from scratch (resumable). At other
+# sizes (`smoke`, or a width or input size of your own) the stand-in is trained inside the run and cached in
 # `runs/pretrain/<pretrain>-<backbone>-w<width>-<preset>-<key>/`, where `<key>` hashes what made it (the recipe,
-# the data and the library code), and reused by every training run (`03_train`) with the same key. This
-# notebook pretrains every backbone the Table 1 variants of `configs/variants.yaml` need at its preset, on its
-# data (`data_root`).
+# the data and the library code). The EPIC backbones are always trained here, on the run's own data.
 
 # %%
 # %matplotlib inline
@@ -50,7 +52,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from egolib import book, train
+from egolib import book, synthetic, train, weights
 from egolib import pretrain as pretraining
 from egolib.config import RunConfig
 
@@ -74,27 +76,43 @@ display(pd.DataFrame([{"method": c.method, "backbone": c.backbone, "pretrain": c
 # %% [markdown]
 # ## The stand-in sets
 #
-# SynthObjects: one main object (the label: a SynthKitchens noun or one of 20 other shape/colour/pattern
-# combinations) and up to two smaller ones on a random counter texture. SynthMotion: a random shape moving in
-# one of 16 ways (eight directions, two rotations, growing, shrinking, two oscillations). Neither uses the
-# textures of the SynthKitchens test kitchens.
+# Object images: one main object (the label: a SynthKitchens noun or one of 20 other shape/colour/pattern
+# combinations) among up to four smaller ones of any class, sometimes partly covered by one more, on a random
+# counter texture, under random lighting, stored as JPEG. Motion clips: a random shape moving in one of 14 ways
+# (eight directions, two rotations, growing, shrinking, two oscillations). Neither uses a SynthKitchens texture or
+# segment. A few examples of the sets this preset's stand-ins learn:
 
 # %%
-objects, object_labels, object_names = pretraining.standin_set(preset, video=False)
-clips, clip_labels, motion_names = pretraining.standin_set(preset, video=True)
+set_preset = weights.SET_PRESET.get(preset, "weights")
+object_cfg, motion_cfg = synthetic.OBJECT_PRESETS[set_preset], synthetic.MOTION_PRESETS[set_preset]
+classes = synthetic.object_classes()
 fig, axes = plt.subplots(2, 8, figsize=(14, 4))
 for ax, i in zip(axes[0], range(0, 8 * 5, 5), strict=True):
-    ax.imshow(objects[i].permute(1, 2, 0).numpy())
-    ax.set_title(object_names[int(object_labels[i])], fontsize=9)
+    image = synthetic.object_image(i, i % len(classes), classes, object_cfg["size"], 0,
+                                   object_cfg.get("clutter_scale", (0.3, 0.7)))
+    ax.imshow(image)
+    ax.set_title(classes[i % len(classes)].name, fontsize=8)
+clip = synthetic.motion_clip(0, 0, classes, motion_cfg["size"], motion_cfg["frames"], 0)  # (T, 3, S, S)
 for ax, t in zip(axes[1], range(8), strict=True):
-    ax.imshow(clips[0, min(t, clips.shape[1] - 1)].permute(1, 2, 0).numpy())
-    ax.set_title(f"{motion_names[int(clip_labels[0])]} t={t}", fontsize=9)
+    ax.imshow(clip[min(t, len(clip) - 1)].transpose(1, 2, 0))
+    ax.set_title(f"{synthetic.MOTIONS[0]} t={t}", fontsize=9)
 for ax in axes.flat:
     ax.axis("off")
-fig.suptitle(f"SynthObjects ({len(objects)} images, {len(object_names)} classes) and a SynthMotion clip "
-             f"({len(clips)} clips, {len(motion_names)} classes)")
+fig.suptitle(f"object images ({len(classes)} classes) and a motion clip ({len(synthetic.MOTIONS)} classes)")
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## The shipped weights
+#
+# One file per backbone at the `demo` size, stored in half precision and loaded into float32 models; the held-out
+# accuracy is that of the half-precision file, on the 10 % of the set kept out of training (chance: 1 in 40 for
+# the object images, 1 in 14 for the motion clips, whose held-out items are the centre 3-frame window of each
+# clip, the snippet length EgoACO feeds R(2+1)D).
+
+# %%
+shipped = weights.table()
+display(shipped.round(3) if len(shipped) else Markdown("No stand-in ships: every one is trained inside its run."))
 
 # %% [markdown]
 # ## Pretrain
@@ -112,8 +130,9 @@ display(table)
 # %% [markdown]
 # ## Learning curves of the stand-ins
 #
-# Held-out accuracy is measured on 10 % of each stand-in set kept out of training (centre crop). For `epic`
-# the curve is the TSN model's training accuracy on the training split (verbs).
+# Held-out accuracy is measured on 10 % of each stand-in set kept out of training (centre crop), for a shipped
+# stand-in from the log that the manifest lists beside its file. For `epic` the curve is the TSN model's training
+# accuracy on the training split (verbs).
 
 # %%
 curves = []

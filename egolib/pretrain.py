@@ -32,12 +32,14 @@ fit function (``egolib.train.fit_model``) instead of importing it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -567,3 +569,134 @@ def summary(pre: Pretraining) -> dict[str, Any]:
             hidden = ("versions", "tsn_run", "gsm_run", "cache_key")
             out["details"] = {k: v for k, v in info.items() if k not in hidden}
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped stand-ins (``egolib.weights``): retrained from scratch by ``python -m egolib.pretrain train``
+
+
+def standin_data(kind: str, preset: str, *, progress: bool = True):
+    """The stand-in set ``kind`` (objects | motion) at ``preset``'s training size, generated when missing (seed 0).
+
+    Returns:
+        ``(items uint8, labels int64, class names, generator settings)``.
+    """
+    size = weights.SET_PRESET[preset]
+    path = Path("data") / f"{kind}-{size}"
+    if kind == "motion":
+        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0,
+                                                                                  progress=progress))
+        settings = synthetic.MOTION_PRESETS[size]
+    else:
+        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0,
+                                                                                    progress=progress))
+        settings = synthetic.OBJECT_PRESETS[size]
+    return x, y, list(names), settings
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors in half precision (integer buffers as they are)."""
+    return {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
+            for k, v in state.items()}
+
+
+def _bytes_of(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = None,
+                    state_dir: Path = weights.STATE_DIR, progress: bool = True) -> dict[str, Any]:
+    """Train ``backbone``'s stand-in from scratch (or resume it), then write its file, log and manifest entry.
+
+    Args:
+        backbone: a key of ``weights.STANDIN_OF``.
+        preset: ``demo`` (the shipped files) or ``smoke`` (tiny sets, seconds; the tests' size).
+        out: the folder of the files and ``manifest.json`` (default: the shipped ``weights/``).
+        state_dir: where the per-epoch training state lives (resume after a kill).
+
+    Returns:
+        The manifest entry written.
+    """
+    if backbone not in weights.STANDIN_OF:
+        raise ValueError(f"no stand-in for backbone {backbone!r}; choose one of {', '.join(weights.STANDIN_OF)}")
+    if preset not in weights.RECIPES:
+        raise ValueError(f"no stand-in recipe for preset {preset!r}; choose one of {', '.join(weights.RECIPES)}")
+    kind, role = weights.STANDIN_OF[backbone]
+    video = kind == "motion"
+    width, size = weights.demo_shape(backbone, preset)
+    recipe = weights.RECIPES[preset][kind]
+    x, y, names, settings = standin_data(kind, preset, progress=progress)
+    seed_everything(0)
+    split = held_out_split(len(y))
+    net = backbones.build_backbone(backbone, width=width)
+    name = weights.file_name(backbone, width, size)
+    the_set = {"generator": f"egolib.synthetic ({'motion clips' if video else 'object images'})",
+               "generator_version": synthetic.GENERATOR_VERSION, "preset": weights.SET_PRESET[preset], "seed": 0,
+               "settings": settings, "items": len(y)}
+    key = {"backbone": backbone, "width": width, "input_size": size, "set": the_set, "recipe": recipe}
+    state_path = Path(state_dir) / f"{name}.state"
+    rows = fit_standin(net, x, y, split, len(names), recipe=recipe, video=video, input_size=size,
+                       state_path=state_path, state_key=key, progress=progress, desc=f"stand-in {backbone}")
+    # The held-out accuracy of what ships: the half-precision weights, loaded back into float32.
+    shipped_state = _half(net.state_dict())
+    net.load_state_dict(shipped_state)
+    norm = backbones.normalization(backbone)
+    test_tf = transforms.centre_transform(norm, size, backbones.scale_size(size))
+    window = recipe.get("window") if video else None
+    top1 = held_out_accuracy(net, x, y, split[1], test_tf, video, len(names), window,
+                             centre_start(x.shape[1], window) if video else None)
+    out = Path(out or weights.SHIPPED_DIR)
+    data = _bytes_of(shipped_state)
+    log_name = f"logs/{name.removesuffix('.pt')}.csv"
+    log_text = pd.DataFrame(rows).to_csv(index=False)
+    entry = {
+        "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "dtype": "float16",
+        "backbone": backbone, "pretrain_role": role, "width": width, "input_size": size,
+        "normalization": weights.describe(norm), "set": the_set, "recipe": recipe,
+        "held_out_top1": top1, "train_items": len(split[0]), "held_out_items": len(split[1]), "classes": names,
+        "train_cpu_hours": sum(r.get("cpu_s", 0.0) for r in rows) / 3600,
+        "train_wall_hours": sum(r["time_s"] for r in rows) / 3600,
+        "log": log_name, "log_sha256": hashlib.sha256(log_text.encode()).hexdigest(), "torch": torch.__version__,
+    }
+    weights.ship(out, entry, data, log_text)
+    log.info("%s: held-out top-1 %.1f %% (half precision), %.2f CPU-hours, %.1f MiB", out / name, 100 * top1,
+             entry["train_cpu_hours"], len(data) / 2**20)
+    return entry
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m egolib.pretrain",
+                                     description="The shipped stand-ins (egolib.weights): retrain, verify, list.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train stand-ins from scratch (resumes after a kill) and ship them")
+    tr.add_argument("--backbone", default=",".join(weights.STANDIN_OF),
+                    help=f"comma-separated backbones (default: all: {','.join(weights.STANDIN_OF)})")
+    tr.add_argument("--preset", default="demo", choices=list(weights.RECIPES))
+    tr.add_argument("--out", default=None, help="folder of the files and manifest.json (default: weights/)")
+    tr.add_argument("--state-dir", default=str(weights.STATE_DIR), help="training state (resumable)")
+    tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    sub.add_parser("verify", help="check every shipped file against the manifest")
+    sub.add_parser("list", help="the shipped weights as a table")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "train":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        for backbone in args.backbone.split(","):
+            retrain_standin(backbone.strip(), preset=args.preset, out=args.out and Path(args.out),
+                            state_dir=Path(args.state_dir))
+    elif args.command == "verify":
+        problems = weights.verify_all()
+        for p in problems:
+            print(p)
+        if problems:
+            raise SystemExit(1)
+        print(f"every file in {weights.SHIPPED_DIR / weights.MANIFEST} matches")
+    else:
+        print(weights.table().to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

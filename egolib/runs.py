@@ -35,6 +35,8 @@ DONE = "DONE"
 LOCK = ".lock"
 HASH_SUFFIX = ".sha256"
 TRAINED_BY = ("train", "pretrain")  # the modules whose code makes the files of a run folder
+# The manifest of the stand-in weights shipped in the repository's weights/ folder (egolib.weights)
+SHIPPED_MANIFEST = Path(__file__).resolve().parents[1] / "weights" / "manifest.json"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -300,12 +302,10 @@ def file_lock(path: str | Path) -> Iterator[None]:
 
 def code_version() -> str:
     """A hash of what makes a run's files: the library code of ``train``, ``pretrain`` and every egolib module they
-    import, and the manifest of the shipped weights the runs start from (``egolib.weights``). Runs trained by other
+    import, and the manifest of the shipped weights the runs start from (``SHIPPED_MANIFEST``). Runs trained by other
     code or from other shipped weights are not "current"; a change to the book driver or to a chapter's plotting
     helpers is not a change to training (``egolib.codehash``)."""
-    from egolib import weights  # weights imports this module
-
-    manifest = weights.SHIPPED_DIR / weights.MANIFEST
+    manifest = SHIPPED_MANIFEST
     shipped = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "none"
     return hashlib.sha256(f"{codehash.source_hash(TRAINED_BY)} {shipped}".encode()).hexdigest()[:16]
 

@@ -878,6 +878,30 @@ def _motion_frame(t: float, motion: str) -> tuple[float, float, float, float]:
     raise ValueError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
 
 
+def motion_clip(index: int, label: int, shapes: Sequence[ObjectClass], size: int, frames: int,
+                seed: int) -> np.ndarray:
+    """Motion clip ``index``: a random shape moving as ``MOTIONS[label]`` over a random background texture.
+
+    Returns:
+        uint8 ``(frames, 3, size, size)``.
+    """
+    rng = np.random.default_rng([seed, 4, index])
+    px = size * R.SUPERSAMPLE
+    bg = _pretrain_canvas(size, rng)
+    sp = _sprite_of(shapes[int(rng.integers(len(shapes)))], rng.uniform(0.3, 0.45), px, rng)
+    base_angle = rng.uniform(0, 360)
+    centre = (px / 2 + rng.uniform(-0.08, 0.08) * px, px / 2 + rng.uniform(-0.08, 0.08) * px)
+    clip = np.zeros((frames, 3, size, size), np.uint8)
+    for t in range(frames):
+        dx, dy, ang, scale = _motion_frame(t / (frames - 1), MOTIONS[label])
+        img = sp.image.resize((max(1, round(sp.image.width * scale)), max(1, round(sp.image.height * scale))),
+                              Image.BILINEAR).rotate(base_angle + ang, Image.BICUBIC, expand=True)
+        canvas = bg.copy()
+        _paste_centre(canvas, img, (centre[0] + dx * px, centre[1] + dy * px))
+        clip[t] = np.asarray(canvas.reduce(R.SUPERSAMPLE)).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+    return clip
+
+
 def generate_motion_clips(out: str | Path, *, preset: str = "demo", seed: int = 0, progress: bool = True) -> Path:
     """Motion clips (stand-in for IG-65M + Kinetics): a random shape moving (MOTIONS) over a background.
 
@@ -892,22 +916,10 @@ def generate_motion_clips(out: str | Path, *, preset: str = "demo", seed: int = 
     shapes = object_classes()
     S, T, C = cfg["size"], cfg["frames"], len(MOTIONS)
     N = C * cfg["per_class"]
-    px = S * R.SUPERSAMPLE
     clips = np.zeros((N, T, 3, S, S), np.uint8)
     labels = np.arange(N, dtype=np.int64) % C
     for i in tqdm(range(N), desc="motion clips", disable=not progress):
-        rng = np.random.default_rng([seed, 4, i])
-        bg = _pretrain_canvas(S, rng)
-        sp = _sprite_of(shapes[int(rng.integers(len(shapes)))], rng.uniform(0.3, 0.45), px, rng)
-        base_angle = rng.uniform(0, 360)
-        centre = (px / 2 + rng.uniform(-0.08, 0.08) * px, px / 2 + rng.uniform(-0.08, 0.08) * px)
-        for t in range(T):
-            dx, dy, ang, scale = _motion_frame(t / (T - 1), MOTIONS[labels[i]])
-            img = sp.image.resize((max(1, round(sp.image.width * scale)), max(1, round(sp.image.height * scale))),
-                                  Image.BILINEAR).rotate(base_angle + ang, Image.BICUBIC, expand=True)
-            canvas = bg.copy()
-            _paste_centre(canvas, img, (centre[0] + dx * px, centre[1] + dy * px))
-            clips[i, t] = np.asarray(canvas.reduce(R.SUPERSAMPLE)).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+        clips[i] = motion_clip(i, int(labels[i]), shapes, S, T, seed)
     write_bytes(out / "clips.npy", _npy(clips))
     write_bytes(out / "labels.npy", _npy(labels))
     write_json(out / "classes.json", list(MOTIONS))

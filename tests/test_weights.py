@@ -20,7 +20,7 @@ def smoke_weights(tmp_path_factory):
     """res34 and r2p1d34 stand-ins retrained at the smoke size by the command line: ``(folder, state folder)``."""
     root = tmp_path_factory.mktemp("weights")
     out, state = root / "weights", root / "state"
-    weights.main(["train", "--backbone", "res34,r2p1d34", "--preset", "smoke", "--out", str(out),
+    pretrain.main(["train", "--backbone", "res34,r2p1d34", "--preset", "smoke", "--out", str(out),
                   "--state-dir", str(state)])
     return out, state
 
@@ -82,11 +82,12 @@ def test_retraining_resumes_after_a_kill_from_its_last_epoch(tmp_path, monkeypat
 
     monkeypatch.setattr(runs, "save_torch", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        weights.train("res34", preset="smoke", out=tmp_path / "w", state_dir=tmp_path / "s", progress=False)
+        pretrain.retrain_standin("res34", preset="smoke", out=tmp_path / "w", state_dir=tmp_path / "s", progress=False)
     assert not (tmp_path / "w" / weights.MANIFEST).exists()  # nothing shipped from an unfinished training
     first = torch.load(next((tmp_path / "s").glob("*.state")), weights_only=True)["rows"]
     monkeypatch.setattr(runs, "save_torch", real_save)
-    entry = weights.train("res34", preset="smoke", out=tmp_path / "w", state_dir=tmp_path / "s", progress=False)
+    entry = pretrain.retrain_standin("res34", preset="smoke", out=tmp_path / "w", state_dir=tmp_path / "s",
+                                     progress=False)
     log = pd.read_csv(tmp_path / "w" / entry["log"])
     assert len(first) == 1 and len(log) == 2
     assert log.loc[0, "loss"] == pytest.approx(first[0]["loss"])  # epoch 1 was kept, not trained again
@@ -148,5 +149,5 @@ def test_a_change_to_the_shipped_manifest_makes_trained_runs_stale(tmp_path, mon
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / weights.MANIFEST).write_text(json.dumps({"format": 1, "weights": {}}))
-    monkeypatch.setattr(weights, "SHIPPED_DIR", folder)
+    monkeypatch.setattr(runs, "SHIPPED_MANIFEST", folder / weights.MANIFEST)
     assert runs.code_version() != before
