@@ -83,6 +83,7 @@ test_crop: Optional[str] = None  # full (fully-convolutional, GSM) | centre (Ego
 egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times, or only the fc dictionary
 lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
 lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
+stage1_feature_views: Optional[int] = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
 device: str = "auto"  # auto | cpu | cuda
 num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
 run_dir: Optional[str] = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)

@@ -60,7 +60,7 @@ PLACEMENT_FIELDS = ("run_dir", "device", "num_workers")
 IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "dataset", "seed", "data_root")
 MAX_OVERRIDES_CHARS = 60  # longer lists of non-default hyperparameters are named by a hash
 # what runs.manifest and train add to a run's config.json
-BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions", "data_path", "pretrained")
+BOOKKEEPING_KEYS = ("code_version", "git_commit", "versions", "data_path", "pretrained", "recipe")
 
 CHOICES = {
     "method": METHODS,
@@ -105,6 +105,7 @@ class RunConfig:
     egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times, or only the fc dictionary
     lsta_memory: int | None = None  # LSTA memory channels (paper: 512)
     lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
+    stage1_feature_views: int | None = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
     run_dir: str | None = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)
@@ -167,9 +168,13 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "epochs_stage2", "epochs_stage3", "warmup_epochs", "num_workers"):
+        for name in ("epochs", "epochs_stage2", "epochs_stage3", "warmup_epochs", "num_workers",
+                     "stage1_feature_views"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.stage1_feature_views and self.stages == 1:
+            raise ValueError(f"stage1_feature_views caches the frozen backbone of EgoACO's stage 1; {self.method} "
+                             "trains its backbone from the first epoch: set it to 0")
         if self.test_clips not in (1, 2):
             raise ValueError(f"test_clips must be 1 (segment centres) or 2 (+ segment starts), got {self.test_clips}")
         if not 0 < self.width <= 4:
@@ -357,6 +362,7 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
             "batch_size": 16 if egoaco else 8,
             "lsta_memory": 512,
             "lsta_pool": 300,
+            "stage1_feature_views": 0,  # the report's fresh augmentation every epoch (and 28 GB per cached view)
         }
     if cfg.preset == "demo":
         # Sized by measurement on 2 CPU cores: the ten Table 1 variants, their pretraining and the TSN baseline
@@ -376,6 +382,7 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
             "batch_size": 8,
             "lsta_memory": 128,
             "lsta_pool": 75,
+            "stage1_feature_views": 8 if egoaco else 0,  # stage 1's 8 epochs: exactly the views of an uncached run
         }
     # smoke
     return common | {
@@ -392,6 +399,7 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
         "batch_size": 4,
         "lsta_memory": 32,
         "lsta_pool": 16,
+        "stage1_feature_views": 1 if egoaco else 0,  # stage 1's one epoch: exactly the view of an uncached run
     }
 
 

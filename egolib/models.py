@@ -304,32 +304,42 @@ class EgoACO(StagedModel):
             maps = tuple(backbones.squeeze_time(self.tops[k](z)) for k in ("act", "obj", "ctx"))
         return tuple(m.view(B, T, *m.shape[1:]) for m in maps)  # (B*T, C', h, w) -> (B, T, C', h, w)
 
-    def descriptors(self, x: Tensor) -> dict[str, Tensor]:
+    def descriptors(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None
+                    ) -> dict[str, Tensor]:
         """The three clip descriptors and their attention maps.
 
         Args:
             x: ``(B, T*L, C, H, W)``.
+            maps: ``branch_maps`` of the clip computed earlier, in place of ``x`` (``egolib.feature_cache``);
+                only at stage 1, where nothing that makes them trains.
 
         Returns:
             ``dict(act=(B, M), obj=(B, C'), ctx=(B, C'), att_act=, att_obj=, att_ctx=)`` with attention maps
             ``(B, T, h, w)``, each summing to 1 over ``h*w``.
         """
-        x_act, x_obj, x_ctx = self.branch_maps(x)
+        if (x is None) == (maps is None):
+            raise ValueError("give EgoACO either a clip x or its branch maps, not both or neither")
+        if maps is not None and getattr(self, "stage", 1) != 1:
+            raise ValueError(f"branch maps computed earlier stand in for the clip only at stage 1 (the backbone "
+                             f"and the cloned tops frozen); this model is at stage {self.stage}")
+        x_act, x_obj, x_ctx = self.branch_maps(x) if maps is None else maps
         d_act, att_act = self.lsta(x_act)
         d_obj, att_obj = self.obj_pool(x_obj)
         d_ctx, att_ctx = self.ctx_pool(x_ctx)
         return {"act": d_act, "obj": d_obj, "ctx": d_ctx, "att_act": att_act, "att_obj": att_obj, "att_ctx": att_ctx}
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None
+                ) -> dict[str, Tensor]:
         """Logits.
 
         Args:
             x: ``(B, T*L, C, H, W)`` float.
+            maps: at stage 1, the clip's ``branch_maps`` (three ``(B, T, C', h, w)``) in place of ``x``.
 
         Returns:
             ``dict(verb=(B, V), noun=(B, N), action=(B, A))``.
         """
-        d = self.descriptors(x)
+        d = self.descriptors(x, maps=maps)
         act, obj, ctx = (self.dropout(d[k]) for k in ("act", "obj", "ctx"))
         everything = torch.cat([act, obj, ctx], 1)  # (B, M + 2C')
         if self.wiring == "report":

@@ -19,6 +19,10 @@ and ``set_epoch``, and the rest (dropout) from torch's global RNG, whose state i
 So a run is the same twice on CPU for a fixed seed, a run killed mid-epoch and re-run resumes from its last
 epoch and ends where an uninterrupted run ends, and N processes see the same clips as one process with an
 N-times larger batch.
+
+EgoACO's stage 1 may read its clips as the frozen backbone's maps of K views drawn once (``stage1_feature_views``,
+``egolib.feature_cache``): view k is the clip of epoch k, epoch e reads view e mod K, and the cache's own loader
+leaves the global RNG where an uncached run leaves it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from egolib import backbones, epic, metrics, models, pretrain, runs, scores, submission, synthetic, transforms
+from egolib import (
+    backbones,
+    epic,
+    feature_cache,
+    metrics,
+    models,
+    pretrain,
+    runs,
+    scores,
+    submission,
+    synthetic,
+    transforms,
+)
 from egolib.config import (
+    PLACEMENT_FIELDS,
     RunConfig,
     notebook_params,  # noqa: F401  (chapters call it as train.notebook_params)
 )
@@ -330,8 +347,12 @@ class SeededClips(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> Any:
+        return self.draw(i, self.epoch)
+
+    def draw(self, i: int, epoch: int) -> Any:
+        """Item ``i`` as epoch ``epoch`` draws it."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_033 + i) % (2**63))
+            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_033 + i) % (2**63))
             return self.dataset[i]
 
 
@@ -480,7 +501,15 @@ def _check_run_folder(cfg: RunConfig) -> None:
     pre = pretrain.resolve(cfg)
     started_from = {"pretrain": pre.pretrain, "source": pre.source, "file": pre.path, "sha256": pre.sha256}
     runs.write_json(path, runs.manifest(cfg.to_dict()) | {"data_path": str(cfg.dataset_path),
-                                                          "pretrained": started_from})
+                                                          "pretrained": started_from, "recipe": recipe_record(cfg)})
+
+
+def recipe_record(cfg: RunConfig) -> dict[str, Any]:
+    """The training recipe as ``config.json`` lists it: each stage's epochs, peak learning rate, warm-up epochs and
+    what it trains, with the batch size, input size, segments and the stage-1 feature cache (its views per clip)."""
+    return {"stages": [dataclasses.asdict(s) for s in recipe(cfg)], "batch_size": cfg.batch_size,
+            "input_size": cfg.input_size, "num_segments": cfg.num_segments,
+            "stage1_feature_views": cfg.stage1_feature_views}
 
 
 def data_record(root: str | Path) -> dict[str, Any]:
@@ -507,11 +536,14 @@ def _train_step(
     cfg: RunConfig,
     device: torch.device,
 ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
-    """One optimiser step on a batch; returns the loss, its parts and the logits (detached)."""
-    clip = batch["clip"].to(device, non_blocking=True)  # (B, T*L, C, H, W)
+    """One optimiser step on a batch of clips, or of their cached stage-1 branch maps; returns the loss, its parts
+    and the logits (detached)."""
     labels = {t: batch[t].to(device, non_blocking=True) for t in TASKS}
     with _autocast(device):
-        out = net(clip)
+        if "maps" in batch:  # (B, 3, T, C', h, w) -> act, obj, ctx maps, each (B, T, C', h, w)
+            out = net(maps=batch["maps"].to(device, non_blocking=True).unbind(1))
+        else:
+            out = net(batch["clip"].to(device, non_blocking=True))  # (B, T*L, C, H, W)
     loss, parts = multitask_loss(out, labels)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -614,18 +646,52 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
         log.info("resuming %s after stage %d epoch %d", cfg.run_path, ckpt["stage"], ckpt["epoch"])
         set_rng_state(ckpt["rng"])
     train_set = train_dataset(cfg, data)
-    sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
-                                 drop_last=True)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
+    loader = _train_loader(train_set, cfg, dist, cfg.num_workers)
     if len(loader) == 0:
         raise ValueError(
             f"{len(train_set)} training clips make no batch of {cfg.batch_size} x {dist.world} processes; "
             "lower batch_size"
         )
-    _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress, started=started)
+    _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress, started=started,
+                stage1_loader=_stage1_loader(cfg, model, train_set, dist, ckpt, progress=progress))
     _barrier(dist)
     return _unwrap(model)
+
+
+def _train_loader(dataset: Dataset, cfg: RunConfig, dist: Dist, num_workers: int) -> DataLoader:
+    """Batches of ``batch_size`` in the order of ``DistributedSampler(seed)`` (this process's share)."""
+    sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
+                      pin_memory=dist.device.type == "cuda")
+
+
+def _stage1_loader(cfg: RunConfig, model: nn.Module, train_set: SeededClips, dist: Dist,
+                   ckpt: dict[str, Any] | None, *, progress: bool) -> DataLoader | None:
+    """Stage 1's batches from the feature cache (``egolib.feature_cache``): ``min(stage1_feature_views, epochs)``
+    views per clip, read back from the run folder's cache file or built by the main process; None when the option
+    is off or stage 1 has no epoch left."""
+    if not cfg.stage1_feature_views or cfg.stages == 1 or cfg.epochs == 0:
+        return None
+    if ckpt is not None and (ckpt["stage"], ckpt["epoch"]) >= (1, cfg.epochs):
+        return None
+    egoaco = _unwrap(model)
+    views = min(cfg.stage1_feature_views, cfg.epochs)
+    path = cfg.run_path / feature_cache.FILE
+    key = {"config": {k: v for k, v in cfg.to_dict().items() if k not in PLACEMENT_FIELDS},
+           "code_version": runs.code_version(), "frozen": feature_cache.frozen_hash(egoaco),
+           "clips": len(train_set), "views": views}
+    cache = None
+    if dist.is_main:
+        cache = feature_cache.ensure(path, key, lambda: feature_cache.build(
+            egoaco, train_set.draw, len(train_set), views, batch_size=cfg.batch_size, device=dist.device,
+            num_workers=cfg.num_workers, progress=progress))
+    _barrier(dist)
+    if cache is None:
+        cache = feature_cache.read(path, key)
+        if cache is None:
+            raise RuntimeError(f"{path}: the main process wrote no stage-1 feature cache this process can read")
+    return _train_loader(feature_cache.CachedViews(cache), cfg, dist, num_workers=0)
 
 
 def _resumable_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -663,11 +729,14 @@ def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
 
 
 def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist, pre: pretrain.Pretraining,
-                ckpt: dict[str, Any] | None, *, progress: bool, started: float) -> None:
+                ckpt: dict[str, Any] | None, *, progress: bool, started: float,
+                stage1_loader: DataLoader | None = None) -> None:
     """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch.
 
     Each checkpoint records ``train_s``: the training time of every process that worked on the run so far (this
     one since ``started``, a ``time.perf_counter`` value, plus what the resumed checkpoint recorded).
+    ``stage1_loader`` (the feature cache's batches) replaces ``loader`` at stage 1; the cache file is removed when
+    stage 1 ends.
     """
     rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
     earlier_s = float(ckpt.get("train_s", 0.0)) if ckpt is not None else 0.0
@@ -688,14 +757,15 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
             scheduler.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
         net = _wrap_ddp(model, cfg, dist) if first < stage.epochs else model
+        batches = stage1_loader if stage.index == 1 and stage1_loader is not None else loader
         for epoch in range(first, stage.epochs):
             t0 = time.perf_counter()
-            loader.sampler.set_epoch(global_epoch + epoch)
-            loader.dataset.set_epoch(global_epoch + epoch)
+            batches.sampler.set_epoch(global_epoch + epoch)
+            batches.dataset.set_epoch(global_epoch + epoch)
             lr = scheduler.get_last_lr()[0]
             desc = f"stage {stage.index}/{len(trained)} epoch {epoch + 1}/{stage.epochs}"
             try:
-                stats = _train_epoch(net, loader, opt, scheduler, scaler, cfg, dist, desc, progress)
+                stats = _train_epoch(net, batches, opt, scheduler, scaler, cfg, dist, desc, progress)
             except TrainingDiverged as e:
                 raise TrainingDiverged(_divergence_advice(cfg, stage, str(e), rows)) from None
             row = {"stage": stage.index, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1, "lr": lr,
@@ -708,6 +778,10 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
                                  optimizers={"optimizer": opt, "scheduler": scheduler, "scaler": scaler},
                                  train_s=earlier_s + time.perf_counter() - started)
             _barrier(dist)
+        if batches is stage1_loader:  # stage 1 is over: its cache is no longer needed
+            stage1_loader = batches = None
+            if dist.is_main:
+                feature_cache.remove(cfg.run_path / feature_cache.FILE)
         global_epoch += stage.epochs
     if dist.is_main and not (cfg.run_path / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
         _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0, train_s=time.perf_counter() - started)
