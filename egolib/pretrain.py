@@ -655,6 +655,7 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
         "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "dtype": "float16",
         "backbone": backbone, "pretrain_role": role, "width": width, "input_size": size,
         "normalization": weights.describe(norm), "set": the_set, "recipe": recipe,
+        **weights.training_notes(kind, recipe),
         "held_out_top1": top1, "train_items": len(split[0]), "held_out_items": len(split[1]), "classes": names,
         "train_cpu_hours": sum(r.get("cpu_s", 0.0) for r in rows) / 3600,
         "train_wall_hours": sum(r["time_s"] for r in rows) / 3600,

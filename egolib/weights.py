@@ -66,12 +66,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         "objects": {"epochs": 30, "batch_size": 64, "lr": 0.1, "clip_grad": 5.0, "weight_decay": 5e-4,
                     "label_smoothing": 0.1, "warmup": 0.05},
-        "motion": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_grad": 5.0, "optimizer": "adamw",
+        "motion": {"epochs": 20, "batch_size": 32, "lr": 2e-3, "clip_grad": 5.0, "optimizer": "adamw",
                    "weight_decay": 0.05, "label_smoothing": 0.1, "warmup": 0.05, "window": 3},
     },
 }
 ENTRY_FIELDS = ("file", "sha256", "bytes", "dtype", "backbone", "pretrain_role", "width", "input_size",
-                "normalization", "set", "recipe", "held_out_top1", "train_items", "held_out_items", "classes",
+                "normalization", "set", "recipe", "schedule", "augmentation", "held_out_top1", "train_items", "held_out_items", "classes",
                 "train_cpu_hours", "train_wall_hours", "log", "log_sha256", "torch")
 
 
@@ -154,6 +154,23 @@ def ship(out: Path, entry: dict[str, Any], data: bytes, log_text: str) -> None:
         manifest = read_manifest(out)
         manifest[entry["file"]] = entry
         runs.write_json(out / MANIFEST, {"format": 1, "weights": dict(sorted(manifest.items()))})
+
+
+def training_notes(kind: str, recipe: dict[str, Any]) -> dict[str, str]:
+    """The schedule and augmentation a stand-in ``recipe`` implies (``egolib.pretrain.fit_standin``), in words."""
+    optimiser = "AdamW" if recipe.get("optimizer") == "adamw" else "SGD (momentum 0.9)"
+    schedule = (f"{optimiser}, lr {recipe['lr']:g}, weight decay {recipe.get('weight_decay', 5e-4):g}, linear warm-up "
+                f"over {recipe.get('warmup', 0.1):.0%} of the steps then cosine decay to 0, batch "
+                f"{recipe['batch_size']}, {recipe['epochs']} epochs, gradient norm clipped at {recipe['clip_grad']:g}, "
+                f"label smoothing {recipe.get('label_smoothing', 0.0):g}")
+    crop = "multi-scale crop (scales 1, .875, .75, .66, aspect jitter) resized to the input size"
+    if kind == "motion":
+        window = recipe.get("window")
+        frames = f"a random {window}-frame window of each clip" if window else "the whole clip"
+        augmentation = f"{crop}, the same for every frame of {frames}; no flip (it would swap left and right)"
+    else:
+        augmentation = f"{crop}, random horizontal flip"
+    return {"schedule": schedule, "augmentation": augmentation}
 
 
 def describe(norm: Any) -> dict[str, Any]:
