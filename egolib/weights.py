@@ -71,8 +71,8 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 ENTRY_FIELDS = ("file", "sha256", "bytes", "dtype", "backbone", "pretrain_role", "width", "input_size",
-                "normalization", "set", "recipe", "schedule", "augmentation", "held_out_top1", "train_items", "held_out_items", "classes",
-                "train_cpu_hours", "train_wall_hours", "log", "log_sha256", "torch")
+                "normalization", "set", "recipe", "schedule", "augmentation", "held_out_top1", "train_items",
+                "held_out_items", "classes", "train_cpu_hours", "train_wall_hours", "log", "log_sha256", "torch")
 
 
 class WeightFileError(RuntimeError):
