@@ -19,10 +19,10 @@ input size after checking its SHA-256 (``verified``): a missing file or a change
 which says how to get the file back, and nothing is trained in its place. A backbone with no manifest entry (the
 smoke sizes, other widths) keeps the stand-in trained inside the run.
 
-Retraining (``python -m egolib.pretrain train``, ``make weights``: ``egolib.pretrain.retrain_standin``) runs
-from scratch with progress bars, saves its state after every epoch under
-``runs/weights-train/`` and, killed and restarted, resumes after its last epoch; it then writes the file, its log
-and its manifest entry through the same code at every size (``--preset smoke`` trains the tiny sets in seconds).
+Retraining (``python -m egolib.pretrain train``, ``make weights``: ``egolib.pretrain.retrain_standin``) runs from
+scratch with progress bars, saves its state after every epoch under ``runs/weights-train/`` and, killed and
+restarted, resumes after its last epoch; it then writes the file, its log and its manifest entry through the same
+code at every size (``--preset smoke`` trains the tiny sets in seconds).
 """
 
 from __future__ import annotations
