@@ -305,39 +305,49 @@ def _logits(backbone: nn.Module, x: Tensor, num_classes: int) -> Tensor:
     return getattr(backbone, backbone.spec.classifier)(z)[:, :num_classes]
 
 
-def _standin_path(preset: str, video: bool) -> Path:
-    """``data/motion-<size>`` or ``data/objects-<size>``: the stand-in sets come in two sizes, smoke and demo."""
-    return Path("data") / f"{'motion' if video else 'objects'}-{'smoke' if preset == 'smoke' else 'demo'}"
+def _run_set_size(preset: str) -> str:
+    """The generator size of the stand-in set a run of ``preset`` trains on inside the run: smoke or demo."""
+    return "smoke" if preset == "smoke" else "demo"
+
+
+def _standin_path(size: str, video: bool) -> Path:
+    """``data/motion-<size>`` or ``data/objects-<size>`` (``size``: a generator preset of the sets)."""
+    return Path("data") / f"{'motion' if video else 'objects'}-{size}"
+
+
+def _set_settings(size: str, video: bool) -> dict[str, Any]:
+    return (synthetic.MOTION_PRESETS if video else synthetic.OBJECT_PRESETS)[size]
 
 
 def _standin_identity(preset: str, video: bool) -> dict[str, Any]:
     """What makes a stand-in set: its folder, seed and generator settings (sizes, generator version)."""
-    size = "smoke" if preset == "smoke" else "demo"
-    settings = (synthetic.MOTION_PRESETS if video else synthetic.OBJECT_PRESETS)[size]
-    return {"dataset": _standin_path(preset, video).name, "generator_seed": 0, "settings": settings,
+    size = _run_set_size(preset)
+    return {"dataset": _standin_path(size, video).name, "generator_seed": 0, "settings": _set_settings(size, video),
             "generator_version": synthetic.GENERATOR_VERSION}
 
 
-def standin_set(preset: str, *, video: bool) -> tuple[Tensor, Tensor, list[str]]:
-    """A stand-in pretraining set of ``preset``'s size (generated first when missing, seed 0).
+def standin_set(size: str, *, video: bool, progress: bool = True) -> tuple[Tensor, Tensor, list[str]]:
+    """The stand-in set of generator size ``size`` (``synthetic.OBJECT_PRESETS`` / ``MOTION_PRESETS``), generated
+    first when missing (seed 0).
 
     Returns:
         ``(items, labels, class_names)``: uint8 object images ``(N, 3, H, W)`` or, with ``video``, motion clips
         ``(N, T, 3, H, W)``; int64 labels ``(N,)``.
     """
-    path = _standin_path(preset, video)
-    size = "smoke" if preset == "smoke" else "demo"
+    path = _standin_path(size, video)
     if video:
-        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0))
+        made = synthetic.generate_motion_clips(path, preset=size, seed=0, progress=progress)
+        x, y, names = synthetic.load_motion_clips(made)
     else:
-        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0))
+        made = synthetic.generate_object_images(path, preset=size, seed=0, progress=progress)
+        x, y, names = synthetic.load_object_images(made)
     return x, y, list(names)
 
 
 def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, list[str], bool]:
     """uint8 items (images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)``), labels, class names, is-video."""
     video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
-    return *standin_set(cfg.preset, video=video), video
+    return *standin_set(_run_set_size(cfg.preset), video=video), video
 
 
 def _to_input(item: Tensor, tf: Any, video: bool, window: int | None = None, start: int | None = None) -> Tensor:
@@ -356,12 +366,32 @@ def centre_start(frames: int, window: int | None) -> int:
     return 0 if window is None else max((frames - window) // 2, 0)
 
 
+# What a stand-in recipe leaves out (``fit_standin``): SGD, 10 % warm-up, no label smoothing, every frame of a clip.
+RECIPE_DEFAULTS: dict[str, Any] = {"optimizer": "sgd", "weight_decay": 5e-4, "label_smoothing": 0.0, "warmup": 0.1,
+                                   "window": None}
+
+
 def _optimizer(net: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimizer:
-    """SGD with momentum 0.9 (the default), or AdamW (``recipe["optimizer"] == "adamw"``)."""
-    decay = recipe.get("weight_decay", 5e-4)
-    if recipe.get("optimizer", "sgd") == "adamw":
-        return torch.optim.AdamW(net.parameters(), lr=recipe["lr"], weight_decay=decay)
-    return torch.optim.SGD(net.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=decay)
+    """SGD with momentum 0.9, or AdamW (``recipe["optimizer"] == "adamw"``); ``recipe`` has its defaults."""
+    if recipe["optimizer"] == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    return torch.optim.SGD(net.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=recipe["weight_decay"])
+
+
+def training_notes(video: bool, recipe: dict[str, Any]) -> dict[str, str]:
+    """The schedule and augmentation that ``fit_standin`` gives a stand-in ``recipe``, in words (manifest fields)."""
+    r = RECIPE_DEFAULTS | recipe
+    optimiser = "AdamW" if r["optimizer"] == "adamw" else "SGD (momentum 0.9)"
+    schedule = (f"{optimiser}, lr {r['lr']:g}, weight decay {r['weight_decay']:g}, linear warm-up over "
+                f"{r['warmup']:.0%} of the steps then cosine decay to 0, batch {r['batch_size']}, {r['epochs']} "
+                f"epochs, gradient norm clipped at {r['clip_grad']:g}, label smoothing {r['label_smoothing']:g}")
+    crop = "multi-scale crop (scales 1, .875, .75, .66, aspect jitter) resized to the input size"
+    if video:
+        frames = f"a random {r['window']}-frame window of each clip" if r["window"] else "the whole clip"
+        augmentation = f"{crop}, the same for every frame of {frames}; no flip (it would swap left and right)"
+    else:
+        augmentation = f"{crop}, random horizontal flip"
+    return {"schedule": schedule, "augmentation": augmentation}
 
 
 def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tensor], num_classes: int, *,
@@ -383,17 +413,16 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
         One row per epoch: ``epoch, loss, acc, val_acc, lr, time_s`` (wall) and ``cpu_s`` (all threads).
     """
     train_idx, held_idx = split
+    recipe = RECIPE_DEFAULTS | recipe
     device = next(net.parameters()).device
-    norm = backbones.normalization(net.spec.name)
-    window = recipe.get("window") if video else None
+    window = recipe["window"] if video else None
     # No flips for motion clips: a mirrored "left" clip is a "right" clip (flips would swap half the labels).
+    norm = backbones.normalization(net.spec.name)
     train_tf = dataclasses.replace(transforms.train_transform(norm, input_size), flip=not video)
-    test_tf = transforms.centre_transform(norm, input_size, backbones.scale_size(input_size))
-    held_start = centre_start(x.shape[1], window) if video else None
     steps = max(len(train_idx) // recipe["batch_size"], 1)
     opt = _optimizer(net, recipe)
     total = recipe["epochs"] * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, max(int(total * recipe.get("warmup", 0.1)), 1)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, max(int(total * recipe["warmup"]), 1)))
     rows: list[dict[str, Any]] = []
     if state_path is not None and state_path.is_file():
         state = runs.load_torch(state_path, map_location="cpu")
@@ -418,7 +447,7 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
             batch = torch.stack([_to_input(x[i], train_tf, video, window) for i in idx.tolist()]).to(device)
             target = y[idx].to(device)
             logits = _logits(net, batch, num_classes)
-            loss = F.cross_entropy(logits, target, label_smoothing=recipe.get("label_smoothing", 0.0))
+            loss = F.cross_entropy(logits, target, label_smoothing=recipe["label_smoothing"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), recipe["clip_grad"])
@@ -429,8 +458,8 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         rows.append({"epoch": epoch + 1, "loss": loss_sum / seen, "acc": hits / seen,
-                     "val_acc": held_out_accuracy(net, x, y, held_idx, test_tf, video, num_classes, window,
-                                                  held_start),
+                     "val_acc": held_out_accuracy(net, x, y, held_idx, num_classes, video=video,
+                                                  input_size=input_size, window=window),
                      "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0,
                      "cpu_s": time.process_time() - cpu0})
         log.info("%s epoch %d: loss %.3f acc %.3f held-out acc %.3f (%.0f s)", desc, epoch + 1, rows[-1]["loss"],
@@ -466,11 +495,14 @@ def held_out_split(n: int) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def held_out_accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, tf: Any, video: bool, num_classes: int,
-                      window: int | None = None, start: int | None = None, batch_size: int = 64) -> float:
-    """Top-1 accuracy on ``x[idx]`` in eval mode (clips: the ``window`` frames from ``start``)."""
+def held_out_accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, num_classes: int, *, video: bool,
+                      input_size: int, window: int | None = None, batch_size: int = 64) -> float:
+    """Top-1 accuracy on ``x[idx]`` in eval mode, centre crop (clips: their centre ``window`` frames)."""
     net.eval()
     device = next(net.parameters()).device
+    norm = backbones.normalization(net.spec.name)
+    tf = transforms.centre_transform(norm, input_size, backbones.scale_size(input_size))
+    start = centre_start(x.shape[1], window) if video else None
     hits = 0
     for s in range(0, len(idx), batch_size):
         part = idx[s : s + batch_size].tolist()
@@ -575,25 +607,6 @@ def summary(pre: Pretraining) -> dict[str, Any]:
 # The shipped stand-ins (``egolib.weights``): retrained from scratch by ``python -m egolib.pretrain train``
 
 
-def standin_data(kind: str, preset: str, *, progress: bool = True):
-    """The stand-in set ``kind`` (objects | motion) at ``preset``'s training size, generated when missing (seed 0).
-
-    Returns:
-        ``(items uint8, labels int64, class names, generator settings)``.
-    """
-    size = weights.SET_PRESET[preset]
-    path = Path("data") / f"{kind}-{size}"
-    if kind == "motion":
-        x, y, names = synthetic.load_motion_clips(synthetic.generate_motion_clips(path, preset=size, seed=0,
-                                                                                  progress=progress))
-        settings = synthetic.MOTION_PRESETS[size]
-    else:
-        x, y, names = synthetic.load_object_images(synthetic.generate_object_images(path, preset=size, seed=0,
-                                                                                    progress=progress))
-        settings = synthetic.OBJECT_PRESETS[size]
-    return x, y, list(names), settings
-
-
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Floating-point tensors in half precision (integer buffers as they are)."""
     return {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
@@ -627,14 +640,15 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
     video = kind == "motion"
     width, size = weights.demo_shape(backbone, preset)
     recipe = weights.RECIPES[preset][kind]
-    x, y, names, settings = standin_data(kind, preset, progress=progress)
+    size_of_set = weights.SET_PRESET[preset]
+    x, y, names = standin_set(size_of_set, video=video, progress=progress)
     seed_everything(0)
     split = held_out_split(len(y))
     net = backbones.build_backbone(backbone, width=width)
     name = weights.file_name(backbone, width, size)
     the_set = {"generator": f"egolib.synthetic ({'motion clips' if video else 'object images'})",
-               "generator_version": synthetic.GENERATOR_VERSION, "preset": weights.SET_PRESET[preset], "seed": 0,
-               "settings": settings, "items": len(y)}
+               "generator_version": synthetic.GENERATOR_VERSION, "preset": size_of_set, "seed": 0,
+               "settings": _set_settings(size_of_set, video), "items": len(y)}
     key = {"backbone": backbone, "width": width, "input_size": size, "set": the_set, "recipe": recipe}
     state_path = Path(state_dir) / f"{name}.state"
     rows = fit_standin(net, x, y, split, len(names), recipe=recipe, video=video, input_size=size,
@@ -642,11 +656,8 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
     # The held-out accuracy of what ships: the half-precision weights, loaded back into float32.
     shipped_state = _half(net.state_dict())
     net.load_state_dict(shipped_state)
-    norm = backbones.normalization(backbone)
-    test_tf = transforms.centre_transform(norm, size, backbones.scale_size(size))
-    window = recipe.get("window") if video else None
-    top1 = held_out_accuracy(net, x, y, split[1], test_tf, video, len(names), window,
-                             centre_start(x.shape[1], window) if video else None)
+    top1 = held_out_accuracy(net, x, y, split[1], len(names), video=video, input_size=size,
+                             window=recipe.get("window") if video else None)
     out = Path(out or weights.SHIPPED_DIR)
     data = _bytes_of(shipped_state)
     log_name = f"logs/{name.removesuffix('.pt')}.csv"
@@ -654,8 +665,8 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
     entry = {
         "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "dtype": "float16",
         "backbone": backbone, "pretrain_role": role, "width": width, "input_size": size,
-        "normalization": weights.describe(norm), "set": the_set, "recipe": recipe,
-        **weights.training_notes(kind, recipe),
+        "normalization": weights.describe(backbones.normalization(backbone)), "set": the_set, "recipe": recipe,
+        **training_notes(video, recipe),
         "held_out_top1": top1, "train_items": len(split[0]), "held_out_items": len(split[1]), "classes": names,
         "train_cpu_hours": sum(r.get("cpu_s", 0.0) for r in rows) / 3600,
         "train_wall_hours": sum(r["time_s"] for r in rows) / 3600,

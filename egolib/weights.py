@@ -156,23 +156,6 @@ def ship(out: Path, entry: dict[str, Any], data: bytes, log_text: str) -> None:
         runs.write_json(out / MANIFEST, {"format": 1, "weights": dict(sorted(manifest.items()))})
 
 
-def training_notes(kind: str, recipe: dict[str, Any]) -> dict[str, str]:
-    """The schedule and augmentation a stand-in ``recipe`` implies (``egolib.pretrain.fit_standin``), in words."""
-    optimiser = "AdamW" if recipe.get("optimizer") == "adamw" else "SGD (momentum 0.9)"
-    schedule = (f"{optimiser}, lr {recipe['lr']:g}, weight decay {recipe.get('weight_decay', 5e-4):g}, linear warm-up "
-                f"over {recipe.get('warmup', 0.1):.0%} of the steps then cosine decay to 0, batch "
-                f"{recipe['batch_size']}, {recipe['epochs']} epochs, gradient norm clipped at {recipe['clip_grad']:g}, "
-                f"label smoothing {recipe.get('label_smoothing', 0.0):g}")
-    crop = "multi-scale crop (scales 1, .875, .75, .66, aspect jitter) resized to the input size"
-    if kind == "motion":
-        window = recipe.get("window")
-        frames = f"a random {window}-frame window of each clip" if window else "the whole clip"
-        augmentation = f"{crop}, the same for every frame of {frames}; no flip (it would swap left and right)"
-    else:
-        augmentation = f"{crop}, random horizontal flip"
-    return {"schedule": schedule, "augmentation": augmentation}
-
-
 def describe(norm: Any) -> dict[str, Any]:
     """A ``transforms.Normalization`` as manifest fields."""
     return {"mean": list(norm.mean), "std": list(norm.std), "bgr": norm.bgr, "scale": norm.scale}
