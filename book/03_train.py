@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -84,6 +84,7 @@ egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times,
 lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
 lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 stage1_feature_views: Optional[int] = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
+val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
 device: str = "auto"  # auto | cpu | cuda
 num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
 run_dir: Optional[str] = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)

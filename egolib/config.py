@@ -106,6 +106,7 @@ class RunConfig:
     lsta_memory: int | None = None  # LSTA memory channels (paper: 512)
     lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
     stage1_feature_views: int | None = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
+    val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
     run_dir: str | None = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)

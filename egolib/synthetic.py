@@ -49,6 +49,7 @@ TAXONOMY_SEED = 2020  # fixes the action prior (which verb-noun pairs are freque
 JPEG_QUALITY = 90
 PROGRESS = ".progress"  # per-video completion markers and box tables, inside the dataset folder
 MANIFEST = "synthkitchens.json"
+VALIDATION_MARKER = "validation_set.json"  # what write_validation_set leaves in its folder
 
 # EPIC-55's many-shot threshold (100) relative to the geometric mean of its mean verb-class and noun-class
 # sizes: 100 / (28472 / sqrt(125 * 352)) = 0.737. SynthKitchens keeps that ratio (see many_shot_threshold).
@@ -992,10 +993,22 @@ def write_validation_set(root: str | Path, out: str | Path) -> Path:
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to(root / "frames_rgb_flow" / "rgb" / "train", target_is_directory=True)
+    write_json(out / VALIDATION_MARKER, {"carved_from": str(root), "held_out_videos": sorted(last),
+                                         "train_segments": int((~held).sum()), "validation_segments": int(held.sum())})
     write_text(out / "README.md", f"# Validation set carved from the training videos\n\nTraining: {int((~held).sum())} "
                f"segments; validation (S1, repeated as S2): {int(held.sum())} segments of the held-out videos "
                f"{', '.join(sorted(last))}.\n")
     return out
+
+
+def is_validation_set(root: str | Path) -> bool:
+    """Whether ``root`` was written by ``write_validation_set`` (its S1 is validation, not a test split)."""
+    return (Path(root) / VALIDATION_MARKER).is_file()
+
+
+def validation_path(preset: str, seed: int = 0) -> Path:
+    """Where ``python -m egolib.synthetic --what validation`` carves the validation set of a SynthKitchens draw."""
+    return Path(f"{synthkitchens_path(preset, seed)}-val")
 
 
 def disk_usage(path: str | Path) -> int:
@@ -1013,8 +1026,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output folder (default data/synthkitchens-<preset>-s<seed>, "
                         "data/objects-<preset>, data/motion-<preset>)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--what", default="kitchens", choices=["kitchens", "objects", "motion"],
-                        help="SynthKitchens, or one of the pretraining stand-ins")
+    parser.add_argument("--what", default="kitchens", choices=["kitchens", "validation", "objects", "motion"],
+                        help="SynthKitchens, the validation set carved from its training videos (for choosing "
+                        "recipes: data_root of a run), or one of the pretraining stand-ins")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: 2 for big sets)")
     parser.add_argument("--layout", default="epic55", choices=list(LAYOUTS),
                         help="SynthKitchens in the EPIC-55 (train, S1, S2) or EPIC-100 (train, validation, test) "
@@ -1025,10 +1039,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = Path(args.out)
     elif args.what == "kitchens":
         out = synthkitchens_path(args.preset, args.seed, args.layout)  # where a run of this preset and seed reads it
+    elif args.what == "validation":
+        out = validation_path(args.preset, args.seed)
     else:
         out = Path("data") / f"{args.what}-{args.preset}"
     if args.what == "kitchens":
         generate(out, preset=args.preset, seed=args.seed, workers=args.workers, layout=args.layout)
+    elif args.what == "validation":
+        if args.layout != "epic55":
+            parser.error("--what validation carves the EPIC-55 layout; EPIC-100 ships its own validation split")
+        root = synthkitchens_path(args.preset, args.seed)
+        ensure(root, preset=args.preset, seed=args.seed)
+        write_validation_set(root, out)
     elif args.what == "objects":
         generate_object_images(out, preset=args.preset, seed=args.seed)
     else:

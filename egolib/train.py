@@ -35,6 +35,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -636,6 +637,7 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
     _barrier(dist)
     pre = pretrain.ensure(cfg, fit=fit_model, progress=progress and dist.is_main)
     data = load_data(cfg, progress=progress and dist.is_main)
+    monitor = validation_monitor(cfg, data, dist, progress=progress)
     ckpt = _resumable_checkpoint(cfg.run_path)
     seed_everything(cfg.seed)  # the same initial weights in every process and every (re)start
     model = build(cfg, data, pre.path)
@@ -653,7 +655,8 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             "lower batch_size"
         )
     _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress, started=started,
-                stage1_loader=_stage1_loader(cfg, model, train_set, dist, ckpt, progress=progress))
+                stage1_loader=_stage1_loader(cfg, model, train_set, dist, ckpt, progress=progress),
+                monitor=monitor)
     _barrier(dist)
     return _unwrap(model)
 
@@ -730,13 +733,14 @@ def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
 
 def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist, pre: pretrain.Pretraining,
                 ckpt: dict[str, Any] | None, *, progress: bool, started: float,
-                stage1_loader: DataLoader | None = None) -> None:
+                stage1_loader: DataLoader | None = None,
+                monitor: Callable[[nn.Module], dict[str, float]] | None = None) -> None:
     """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch.
 
     Each checkpoint records ``train_s``: the training time of every process that worked on the run so far (this
     one since ``started``, a ``time.perf_counter`` value, plus what the resumed checkpoint recorded).
     ``stage1_loader`` (the feature cache's batches) replaces ``loader`` at stage 1; the cache file is removed when
-    stage 1 ends.
+    stage 1 ends. ``monitor`` (``validation_monitor``) adds the validation split's top-1 to every epoch's row.
     """
     rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
     earlier_s = float(ckpt.get("train_s", 0.0)) if ckpt is not None else 0.0
@@ -770,6 +774,8 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
                 raise TrainingDiverged(_divergence_advice(cfg, stage, str(e), rows)) from None
             row = {"stage": stage.index, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1, "lr": lr,
                    **stats, "time_s": time.perf_counter() - t0}
+            if monitor is not None:
+                row |= monitor(model)
             rows.append(row)
             log.info("%s: loss %.4f acc verb %.3f noun %.3f action %.3f (%.0f s)", desc, row["loss"],
                      row["acc_verb"], row["acc_noun"], row["acc_action"], row["time_s"])
@@ -844,16 +850,16 @@ def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, d
 
 
 def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: Dist, *,
-                progress: bool = True) -> scores.Scores:
-    """``cfg.test_clips`` test clips of every segment of ``split`` (``Data.test_splits``), logits averaged, as a
-    score file's content (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden) and the
-    many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there."""
-    clips = []
-    for k in range(cfg.test_clips):
+                progress: bool = True, clips: int | None = None) -> scores.Scores:
+    """``clips`` (default ``cfg.test_clips``) test clips of every segment of ``split`` (``Data.test_splits``), logits
+    averaged, as a score file's content (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden)
+    and the many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there."""
+    clip_logits = []
+    for k in range(cfg.test_clips if clips is None else clips):
         ds = test_dataset(cfg, data, split, clip_index=k % 2)
         uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress)
-        clips.append(logits)
-    avg = {t: np.mean([c[t] for c in clips], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
+        clip_logits.append(logits)
+    avg = {t: np.mean([c[t] for c in clip_logits], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
     segments, labelled = data.test_segments(split)
     key = "narration_id" if data.dataset == "epic100" else "uid"
     if [str(u) for u in segments[key]] != uids:
@@ -865,6 +871,33 @@ def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: 
     else:
         dataset = {"epic55": "EPIC-Kitchens-55", "epic100": "EPIC-KITCHENS-100"}[data.dataset]
     return scores.make(uids, avg, data.actions, *labels, data.many_shot(), dataset)
+
+
+def validation_monitor(cfg: RunConfig, data: Data, dist: Dist, *,
+                       progress: bool = True) -> Callable[[nn.Module], dict[str, float]] | None:
+    """With ``cfg.val_curve``: a function that scores the validation split (one clip per segment, the test crop)
+    and returns ``val_verb``, ``val_noun``, ``val_action`` top-1 for the epoch's ``log.csv`` row; else None.
+
+    The validation split is S1 of a set carved from the training videos (``egolib.synthetic.write_validation_set``)
+    or EPIC-100's ``validation``. The EPIC-55 test splits are refused: recipes are never chosen on them.
+
+    Raises:
+        ValueError: ``val_curve`` on EPIC-55 data that is not a carved validation set.
+    """
+    if not cfg.val_curve:
+        return None
+    if data.dataset == "epic55" and not synthetic.is_validation_set(data.root):
+        raise ValueError(f"val_curve scores the validation split after every epoch, and {data.root} is a data set "
+                         "whose S1 is a test split: point data_root at a validation set carved from its training "
+                         "videos (python -m egolib.synthetic --what validation)")
+    split = data.test_splits[0]
+
+    def monitor(model: nn.Module) -> dict[str, float]:
+        s = test_scores(cfg, _unwrap(model), data, split, dist, progress=False, clips=1)
+        top1 = (data.epic100_metrics(s.verb, s.noun)["overall"] if data.dataset == "epic100" else s.metrics())
+        return {f"val_{t}": top1[t]["top1"] for t in TASKS}
+
+    return monitor
 
 
 def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: Data | None = None,
