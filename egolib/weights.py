@@ -9,6 +9,8 @@ and the recipe and numbers that made it, in the spirit of torchvision's weights 
 
     weights/manifest.json                                one entry per file (``ENTRY_FIELDS``)
     weights/standin-<backbone>-w<width>-<size>px.pt      the backbone's state dict, floats in half precision
+                                                         (BatchNorm running statistics in float32, files
+                                                         shipped since BN-Inception's: see the entry's dtype)
     weights/logs/standin-<backbone>-w<width>-<size>px.csv  its training log: loss, accuracy, held-out accuracy
 
 Half precision halves the files (all of them together must stay small enough to ship); they load into float32
