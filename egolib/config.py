@@ -35,6 +35,8 @@ PRESETS = ("smoke", "demo", "paper")
 DATASETS = ("epic55", "epic100")
 DEVICES = ("auto", "cpu", "cuda")
 TEST_CROPS = ("full", "centre")
+# SGD is the report's optimiser; Adam (eps 1e-4) the one LSTA's released code trains its stage 1 with
+OPTIMIZERS = ("sgd", "adam")
 EGOACO_CLONES = ("top_stage", "fc")  # EgoACO reconstruction options (egolib.models' docstring)
 EGOACO_WIRINGS = ("report", "context", "concat")
 
@@ -70,6 +72,7 @@ CHOICES = {
     "dataset": DATASETS,
     "device": DEVICES,
     "test_crop": TEST_CROPS,
+    "optimizer": OPTIMIZERS,
     "egoaco_clone": EGOACO_CLONES,
 }
 
@@ -95,7 +98,8 @@ class RunConfig:
     lr: float | None = None  # initial learning rate (GSM/TSN, EgoACO stage 1)
     lr_stage2: float | None = None  # EgoACO stage 2 learning rate
     lr_stage3: float | None = None  # EgoACO stage 3 learning rate
-    weight_decay: float = 5e-4  # SGD weight decay
+    optimizer: str = "sgd"  # sgd (the report's) | adam (LSTA's released code, eps 1e-4)
+    weight_decay: float = 5e-4  # weight decay (L2, on every trained parameter)
     momentum: float = 0.9  # SGD momentum
     batch_size: int | None = None  # clips per optimiser step (per process under DDP)
     dropout: float = 0.5  # dropout before the classifiers

@@ -72,6 +72,17 @@ def test_warmup_then_cosine_per_step():
     assert again.get_last_lr() == sched.get_last_lr()
 
 
+def test_adam_takes_lstas_settings_and_the_same_schedule():
+    model = torch.nn.Linear(2, 2)
+    cfg = RunConfig.from_params({"backbone": "res34", "optimizer": "adam", "lr": 1e-3})
+    opt, sched = train.make_optimizer(model, cfg, train.Stage(1, 4, 1e-3, 1, "x"), steps_per_epoch=10)
+    assert isinstance(opt, torch.optim.Adam)
+    assert (opt.defaults["eps"], opt.defaults["weight_decay"]) == (1e-4, cfg.weight_decay)
+    assert sched.get_last_lr()[0] == pytest.approx(1e-4)  # the warm-up starts at a tenth, as SGD's
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'; choose one of sgd, adam"):
+        RunConfig.from_params({"optimizer": "adamw"})
+
+
 def test_multitask_loss_sums_three_cross_entropies_and_splits_exactly():
     V, N, A, B = 5, 7, 11, 4
     out = {"verb": torch.zeros(B, V), "noun": torch.zeros(B, N), "action": torch.zeros(B, A)}

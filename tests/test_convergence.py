@@ -1,0 +1,36 @@
+"""egolib.convergence: a recipe's study on the carved validation set, recorded where the run page finds it."""
+
+import pytest
+
+from egolib import convergence, synthetic
+from egolib.config import RunConfig
+
+
+def test_the_plateau_is_where_the_smoothed_curve_comes_within_a_point_of_its_best():
+    assert convergence.plateau_epoch([0.1, 0.2, 0.3, 0.4, 0.5]) == 5  # still improving at the end
+    assert convergence.plateau_epoch([0.1, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6]) == 5  # running mean reaches 0.6 at 5
+    assert convergence.plateau_epoch([0.2, 0.6, 0.6, 0.6, 0.6, 0.6], tolerance=0.1) == 4  # mean 0.47, 0.6
+
+
+def test_a_study_trains_the_same_recipe_on_the_carved_validation_set():
+    cfg = RunConfig.from_params({"backbone": "res34", "preset": "demo", "epochs": 20})
+    study = convergence.study_config(cfg)
+    assert study.data_root == str(synthetic.validation_path("demo", 0)) and study.val_curve
+    assert (study.epochs, study.lr, study.batch_size) == (20, cfg.lr, cfg.batch_size)
+    assert convergence.curve_path(cfg).name == f"{cfg.name}.csv"
+    with pytest.raises(ValueError, match="convergence studies carve the embedded SynthKitchens draw"):
+        convergence.study_config(RunConfig.from_params({"backbone": "res34", "data_root": "elsewhere"}))
+
+
+def test_a_smoke_study_records_training_and_validation_curves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(convergence, "STUDIES", tmp_path / "convergence")
+    cfg = RunConfig.from_params({"method": "egoaco", "backbone": "res34", "preset": "smoke", "pretrain": "scratch",
+                                 "device": "cpu"})
+    curves = convergence.run_study(cfg, progress=False)
+    recorded = convergence.read_curves(cfg)
+    assert recorded is not None and len(recorded) == len(curves) == 3  # one epoch per stage at smoke
+    table = convergence.summary(recorded)
+    assert list(table.index) == ["verb", "noun", "action"]
+    assert table["validation (best)"].ge(table["validation (last)"]).all()
+    assert table["stops improving at epoch"].between(1, 3).all()
