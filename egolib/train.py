@@ -513,8 +513,10 @@ def _check_run_folder(cfg: RunConfig) -> None:
 
 def recipe_record(cfg: RunConfig) -> dict[str, Any]:
     """The training recipe as ``config.json`` lists it: each stage's epochs, peak learning rate, warm-up epochs and
-    what it trains, with the batch size, input size, segments and the stage-1 feature cache (its views per clip)."""
-    return {"stages": [dataclasses.asdict(s) for s in recipe(cfg)], "batch_size": cfg.batch_size,
+    what it trains, with the optimiser, the batch size, input size, segments and the stage-1 feature cache (its
+    views per clip)."""
+    return {"stages": [dataclasses.asdict(s) for s in recipe(cfg)], "optimizer": cfg.optimizer,
+            "batch_size": cfg.batch_size,
             "input_size": cfg.input_size, "num_segments": cfg.num_segments,
             "stage1_feature_views": cfg.stage1_feature_views}
 

@@ -34,3 +34,20 @@ def test_a_smoke_study_records_training_and_validation_curves(tmp_path, monkeypa
     assert list(table.index) == ["verb", "noun", "action"]
     assert table["validation (best)"].ge(table["validation (last)"]).all()
     assert table["stops improving at epoch"].between(1, 3).all()
+
+
+def test_the_recorded_studies_are_of_the_current_recipes():
+    """Each CSV in convergence/ is named after a run whose preset recipe has exactly its epochs (a changed recipe
+    needs a new study), and the demo EgoACO recipe has one."""
+    recorded = sorted(convergence.STUDIES.glob("*.csv"))
+    assert convergence.STUDIES / "egoaco-res34-imagenet-demo-s0.csv" in recorded
+    for path in recorded:
+        method, backbone, pretrain, preset, seed = path.stem.split("-")
+        cfg = RunConfig.from_params({"method": method, "backbone": backbone, "pretrain": pretrain, "preset": preset,
+                                     "seed": int(seed.removeprefix("s"))})
+        assert cfg.name == path.stem
+        curves = convergence.read_curves(cfg)
+        assert len(curves) == cfg.epochs + cfg.epochs_stage2 + cfg.epochs_stage3
+        peak = curves.groupby("stage")["lr"].max()  # each stage's peak learning rate, reached after its warm-up
+        assert list(peak) == pytest.approx([cfg.lr, cfg.lr_stage2, cfg.lr_stage3])
+        assert curves[[f"val_{t}" for t in convergence.TASKS]].notna().all().all()

@@ -226,7 +226,7 @@ def test_a_run_killed_in_stage_1_resumes_and_builds_a_corrupt_cache_again(workdi
 # The recipe in config.json
 
 RECIPE_FIELDS = ("epochs", "epochs_stage2", "epochs_stage3", "lr", "lr_stage2", "lr_stage3", "warmup_epochs",
-                 "batch_size", "input_size", "num_segments", "stage1_feature_views")
+                 "optimizer", "batch_size", "input_size", "num_segments", "stage1_feature_views")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -243,6 +243,8 @@ def test_each_presets_recipe_is_listed_in_the_runs_config_json(preset, tmp_path)
             (st.epochs, st.lr, st.warmup_epochs) for st in train.recipe(cfg)]
         assert len(stages) == cfg.stages and all(s["trains"] for s in stages)
         assert saved["recipe"]["stage1_feature_views"] == cfg.stage1_feature_views
+        assert saved["recipe"]["optimizer"] == cfg.optimizer == ("sgd" if preset == "paper" or cfg.stages == 1
+                                                                  else "adam")
         assert (cfg.stage1_feature_views > 0) == (cfg.stages == 3 and preset != "paper")
         assert RunConfig.from_json(cfg.run_path / "config.json") == cfg  # the recipe is bookkeeping
 
