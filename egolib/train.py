@@ -645,7 +645,7 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
     _barrier(dist)
     pre = pretrain.ensure(cfg, fit=fit_model, progress=progress and dist.is_main)
     data = load_data(cfg, progress=progress and dist.is_main)
-    monitor = validation_monitor(cfg, data, dist, progress=progress)
+    monitor = validation_monitor(cfg, data, dist)
     ckpt = _resumable_checkpoint(cfg.run_path)
     seed_everything(cfg.seed)  # the same initial weights in every process and every (re)start
     model = build(cfg, data, pre.path)
@@ -881,8 +881,7 @@ def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: 
     return scores.make(uids, avg, data.actions, *labels, data.many_shot(), dataset)
 
 
-def validation_monitor(cfg: RunConfig, data: Data, dist: Dist, *,
-                       progress: bool = True) -> Callable[[nn.Module], dict[str, float]] | None:
+def validation_monitor(cfg: RunConfig, data: Data, dist: Dist) -> Callable[[nn.Module], dict[str, float]] | None:
     """With ``cfg.val_curve``: a function that scores the validation split (one clip per segment, the test crop)
     and returns ``val_verb``, ``val_noun``, ``val_action`` top-1 for the epoch's ``log.csv`` row; else None.
 
