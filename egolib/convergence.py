@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from egolib import runs, synthetic, train
-from egolib.config import RunConfig
+from egolib.config import RunConfig, non_defaults
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +81,19 @@ def summary(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_study(cfg: RunConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Train ``study_config(cfg)`` (carving the validation set first when it is missing), record its log at
-    ``curve_path(cfg)`` and return it."""
+    """Train ``study_config(cfg)`` (carving the validation set first when it is missing) and return its log.
+
+    The log of a preset's own recipe is recorded at ``curve_path(cfg)``; a recipe with other values (``--param``)
+    stays in its study's run folder, so that ``convergence/`` holds the curves of the recipes the book trains."""
+    synthetic.ensure_validation_set(cfg.preset, cfg.seed, progress=progress)
     study = study_config(cfg)
-    if not synthetic.is_validation_set(study.data_root):
-        root = synthetic.synthkitchens_path(cfg.preset, cfg.seed)
-        synthetic.ensure(root, preset=cfg.preset, seed=cfg.seed, progress=progress)
-        synthetic.write_validation_set(root, study.data_root)
     train.run(study, progress=progress)
     curves = train.read_log(study.run_path)
-    runs.write_text(curve_path(cfg), curves.to_csv(index=False))
-    log.info("%s: recorded at %s\n%s", study.name, curve_path(cfg), summary(curves).round(1).to_string())
+    where = study.run_path / train.LOG_CSV
+    if not non_defaults(cfg):
+        where = curve_path(cfg)
+        runs.write_text(where, curves.to_csv(index=False))
+    log.info("%s: curves in %s\n%s", study.name, where, summary(curves).round(1).to_string())
     return curves
 
 

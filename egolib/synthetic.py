@@ -1001,6 +1001,17 @@ def write_validation_set(root: str | Path, out: str | Path) -> Path:
     return out
 
 
+def ensure_validation_set(preset: str, seed: int = 0, progress: bool = True) -> Path:
+    """The validation set carved from the training videos of the SynthKitchens draw (``validation_path``), carved
+    (and the draw generated) first when missing."""
+    out = validation_path(preset, seed)
+    if not is_validation_set(out):
+        root = synthkitchens_path(preset, seed)
+        ensure(root, preset=preset, seed=seed, progress=progress)
+        write_validation_set(root, out)
+    return out
+
+
 def is_validation_set(root: str | Path) -> bool:
     """Whether ``root`` was written by ``write_validation_set`` (its S1 is validation, not a test split)."""
     return (Path(root) / VALIDATION_MARKER).is_file()
@@ -1048,9 +1059,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.what == "validation":
         if args.layout != "epic55":
             parser.error("--what validation carves the EPIC-55 layout; EPIC-100 ships its own validation split")
-        root = synthkitchens_path(args.preset, args.seed)
-        ensure(root, preset=args.preset, seed=args.seed)
-        write_validation_set(root, out)
+        if args.out:
+            parser.error("--what validation carves where runs find it (data/synthkitchens-<preset>-s<seed>-val): "
+                         "leave out --out")
+        ensure_validation_set(args.preset, args.seed)
     elif args.what == "objects":
         generate_object_images(out, preset=args.preset, seed=args.seed)
     else:

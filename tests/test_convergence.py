@@ -1,8 +1,9 @@
 """egolib.convergence: a recipe's study on the carved validation set, recorded where the run page finds it."""
 
+import pandas as pd
 import pytest
 
-from egolib import convergence, synthetic
+from egolib import convergence, synthetic, train
 from egolib.config import RunConfig
 
 
@@ -30,10 +31,16 @@ def test_a_smoke_study_records_training_and_validation_curves(tmp_path, monkeypa
     curves = convergence.run_study(cfg, progress=False)
     recorded = convergence.read_curves(cfg)
     assert recorded is not None and len(recorded) == len(curves) == 3  # one epoch per stage at smoke
+    pd.testing.assert_frame_equal(recorded, train.read_log(convergence.study_config(cfg).run_path))
     table = convergence.summary(recorded)
     assert list(table.index) == ["verb", "noun", "action"]
-    assert table["validation (best)"].ge(table["validation (last)"]).all()
-    assert table["stops improving at epoch"].between(1, 3).all()
+    assert list(table["validation (last)"]) == pytest.approx([100 * recorded[f"val_{t}"].iloc[-1]
+                                                              for t in convergence.TASKS])
+    # another recipe's study stays in its run folder: convergence/ holds the presets' recipes only
+    other = RunConfig.from_params({**{k: getattr(cfg, k) for k in ("method", "backbone", "preset", "pretrain")},
+                                   "device": "cpu", "dropout": 0.2})
+    convergence.run_study(other, progress=False)
+    assert convergence.read_curves(other) is None
 
 
 def test_the_recorded_studies_are_of_the_current_recipes():
