@@ -54,17 +54,6 @@ def member_config(member: str, preset: str, **changes: Any) -> RunConfig:
     return RunConfig.from_params({**{k: getattr(cfg, k) for k in ("method", "backbone", "preset")}, **changes})
 
 
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """Channels-last weights: 2D kernels ``channels_last``, 3D kernels ``channels_last_3d`` (``Module.to`` takes one
-    format for both and fails on the other rank). The clips stay contiguous: a convolution runs channels-last when
-    its weight is."""
-    for p in model.parameters():
-        if p.dim() in (4, 5):
-            fmt = torch.channels_last if p.dim() == 4 else torch.channels_last_3d
-            p.data = p.data.contiguous(memory_format=fmt)
-    return model
-
-
 def _per_clip(times: dict[str, list[float]], batch: int) -> float:
     return median(times["cpu"]) / batch
 
@@ -74,7 +63,7 @@ def memory_format(member: str, preset: str, repeats: int, peak: float) -> dict[s
     cfg = member_config(member, preset)
     B = cfg.batch_size
     plain, last = Variant(cfg), Variant(cfg)
-    to_channels_last(last.model)
+    models.to_channels_last(last.model)
     train = interleaved({"contiguous": plain.train_step, "channels_last": last.train_step}, repeats)
     infer = interleaved({"contiguous": plain.infer_step, "channels_last": last.infer_step}, repeats)
     train_flops = plain.train_flops() / B

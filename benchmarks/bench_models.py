@@ -147,7 +147,7 @@ class Variant:
         self.model.set_stage(self.model.num_stages)  # every trained parameter trains (the last stage's cost)
         self.model.to(device)
         if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            models.to_channels_last(self.model)  # 2D and 3D kernels
         B, L, px = cfg.batch_size, cfg.snippet_length, cfg.input_size
         self.clip_shape = (cfg.num_segments * L, 3, px, px)
         self.x = torch.randn(B, *self.clip_shape, device=device)

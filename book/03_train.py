@@ -87,6 +87,7 @@ lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 stage1_feature_views: Optional[int] = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
 val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
 device: str = "auto"  # auto | cpu | cuda
+channels_last: str = "auto"  # auto (on CUDA only) | on | off: channels-last convolution weights
 num_workers: Optional[int] = None  # DataLoader workers (0 on CPU: the cores train)
 run_dir: Optional[str] = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)
 

@@ -34,6 +34,7 @@ PRETRAINS = ("imagenet", "epic", "ig65m_kinetics", "scratch")
 PRESETS = ("smoke", "demo", "paper")
 DATASETS = ("epic55", "epic100")
 DEVICES = ("auto", "cpu", "cuda")
+CHANNELS_LAST = ("auto", "on", "off")  # auto: on CUDA only
 TEST_CROPS = ("full", "centre")
 # SGD is the report's optimiser; Adam (eps 1e-4) the one LSTA's released code trains its stage 1 with
 OPTIMIZERS = ("sgd", "adam")
@@ -57,7 +58,7 @@ VALID_PRETRAINS = {
 }
 
 # Fields that say where and how a run executes, not what it computes: left out of the run's name.
-PLACEMENT_FIELDS = ("run_dir", "device", "num_workers")
+PLACEMENT_FIELDS = ("run_dir", "device", "num_workers", "channels_last")
 # Fields named in every run folder's name (``RunConfig.name``); the others are its hyperparameters.
 IDENTITY_FIELDS = ("method", "backbone", "pretrain", "preset", "dataset", "seed", "data_root")
 MAX_OVERRIDES_CHARS = 60  # longer lists of non-default hyperparameters are named by a hash
@@ -71,6 +72,7 @@ CHOICES = {
     "preset": PRESETS,
     "dataset": DATASETS,
     "device": DEVICES,
+    "channels_last": CHANNELS_LAST,
     "test_crop": TEST_CROPS,
     "optimizer": OPTIMIZERS,
     "egoaco_clone": EGOACO_CLONES,
@@ -112,6 +114,7 @@ class RunConfig:
     stage1_feature_views: int | None = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
     val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
     device: str = "auto"  # auto | cpu | cuda
+    channels_last: str = "auto"  # auto (on CUDA only) | on | off: channels-last convolution weights
     num_workers: int | None = None  # DataLoader workers (0 on CPU: the cores train)
     run_dir: str | None = None  # run folder; None: runs/<name> (recipe, data, non-default values: config.run_name)
 

@@ -651,7 +651,7 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
     model = build(cfg, data, pre.path)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-    model = _to_device(model, dist)
+    model = _to_device(model, dist, cfg)
     if ckpt is not None:
         log.info("resuming %s after stage %d epoch %d", cfg.run_path, ckpt["stage"], ckpt["epoch"])
         set_rng_state(ckpt["rng"])
@@ -720,13 +720,19 @@ def _resumable_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     return ckpt
 
 
-def _to_device(model: nn.Module, dist: Dist) -> nn.Module:
-    """Move to the device; on CUDA channels-last memory, and SyncBatchNorm under DDP."""
+def channels_last(cfg: RunConfig, device: torch.device) -> bool:
+    """Whether the run's convolutions use channels-last weights: ``cfg.channels_last`` on / off, or on CUDA only
+    (``auto``). On the CPU it is a measured speed lever (``benchmarks/bench_levers.py``), off unless asked for."""
+    return device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last == "on"
+
+
+def _to_device(model: nn.Module, dist: Dist, cfg: RunConfig) -> nn.Module:
+    """Move to the device; channels-last weights where ``channels_last`` says so; SyncBatchNorm under DDP on CUDA."""
     model.to(dist.device)
-    if dist.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        if dist.world > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if channels_last(cfg, dist.device):
+        models.to_channels_last(model)
+    if dist.device.type == "cuda" and dist.world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
 
 
@@ -928,8 +934,8 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
     dist = dist or setup_distributed(cfg)
     data = data or load_data(cfg, progress=progress and dist.is_main)
     model = _unwrap(model).to(dist.device)
-    if dist.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    if channels_last(cfg, dist.device):
+        models.to_channels_last(model)
     run_dir = cfg.run_path
     action_scores = ("verb x noun softmax product (top-100), as the EPIC-100 evaluation" if data.dataset == "epic100"
                      else "action head (top-100 pairs)")

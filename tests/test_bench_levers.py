@@ -1,5 +1,5 @@
-"""benchmarks/bench_levers.py: channels-last weights compute what contiguous ones do, and the quick run reports
-every lever's per-clip cost with ratios that follow from it (no timing is asserted)."""
+"""benchmarks/bench_levers.py: channels-last weights (``models.to_channels_last``) compute what contiguous ones
+do, and the quick run reports every lever's per-clip cost with ratios that follow from it (no timing asserted)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 
 from benchmarks import bench_levers
 from benchmarks.bench_models import Variant
+from egolib import models
 
 
 def test_channels_last_weights_give_the_same_outputs_for_2d_and_3d_members():
@@ -15,7 +16,7 @@ def test_channels_last_weights_give_the_same_outputs_for_2d_and_3d_members():
         v.model.eval()
         with torch.no_grad():
             before = v.model(v.x)
-            bench_levers.to_channels_last(v.model)
+            models.to_channels_last(v.model)
             after = v.model(v.x)
         kernels = [p for p in v.model.parameters() if p.dim() in (4, 5)]
         assert kernels and all(p.is_contiguous(memory_format=torch.channels_last if p.dim() == 4
