@@ -649,7 +649,7 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
     kind, role = weights.STANDIN_OF[backbone]
     video = kind == "motion"
     width, size = weights.demo_shape(backbone, preset)
-    recipe = weights.RECIPES[preset][kind]
+    recipe = weights.recipe_of(preset, backbone)
     size_of_set = weights.SET_PRESET[preset]
     x, y, names = standin_set(size_of_set, video=video, progress=progress)
     seed_everything(0)

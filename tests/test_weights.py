@@ -36,6 +36,7 @@ def test_every_shipped_file_matches_its_manifest_entry():
         assert set(entry) == set(weights.ENTRY_FIELDS)
         assert (entry["width"], entry["input_size"]) == weights.demo_shape(entry["backbone"])
         assert len(pd.read_csv(log)) == entry["recipe"]["epochs"]
+        assert entry["recipe"] == weights.recipe_of("demo", entry["backbone"])  # what `make weights` would train
     assert weights.verify_all() == []
     assert sum(e["bytes"] for e in manifest.values()) <= 40 * MIB  # all shipped weights together
 
