@@ -212,6 +212,39 @@ else:
     display(Markdown("No run folder with a `log.csv`: nothing to report."))
 
 # %% [markdown]
+# ## CPU levers
+#
+# What a training step and a test forward cost per clip, for each member of the demo book, with contiguous weights
+# (how runs train on a CPU unless `-p channels_last on`) and with channels-last ones (`channels_last_3d` for
+# R(2+1)D's 3D kernels), measured side by side in one run by `benchmarks/bench_levers.py`, with the evaluation batch
+# that costs least per test clip. Read from `<runs>/book/07_efficiency/levers.json` when it exists; the book does
+# not measure it (minutes). A speed-up here is not yet a recipe: each member's accuracy with the lever on is
+# checked on the validation split before a preset turns it on.
+
+# %%
+levers_path = out_dir / "levers.json"
+if levers_path.is_file():
+    levers = json.loads(levers_path.read_text())
+    lever_table = pd.DataFrame(levers["memory_format"]).set_index("member")
+    lever_table["best eval batch"] = pd.DataFrame(levers["eval_batch"]).set_index("member")["best_batch"]
+    cols = {"train_cpu_s_per_clip_contiguous": "train CPU-s/clip", "train_peak_fraction_contiguous": "train peak",
+            "train_channels_last_speedup": "train x ch-last", "infer_cpu_s_per_clip_contiguous": "test CPU-s/clip",
+            "infer_channels_last_speedup": "test x ch-last", "best eval batch": "best eval batch"}
+    display(Markdown(f"**Levers:** `{levers_path}`, {levers['meta']['preset']} sizes, torch {levers['meta']['torch']}, "
+                     f"matmul peak {levers['meta']['matmul_gflops_per_cpu_s']:.0f} GFLOP per CPU second."))
+    display(lever_table[list(cols)].rename(columns=cols).round(3))
+    speedups = lever_table[["train_channels_last_speedup", "infer_channels_last_speedup"]].rename(
+        columns={"train_channels_last_speedup": "training step", "infer_channels_last_speedup": "test forward"})
+    ax = speedups.plot.barh(figsize=(8, 0.45 * len(speedups) + 1.2))
+    ax.axvline(1, color="black", linewidth=1)
+    ax.set(xlabel="CPU time contiguous / channels-last (> 1: channels-last is faster)", ylabel="",
+           title="Channels-last weights on the CPU, per member")
+    plt.show()
+else:
+    display(Markdown(f"No lever measurements (`{levers_path}`): `python benchmarks/bench_levers.py --json "
+                     f"{levers_path}` writes them (minutes at the demo sizes)."))
+
+# %% [markdown]
 # ## The paper preset: an estimate
 #
 # **Estimate, not a measurement.** Clips to process = the report's epochs (all stages) x 28,472 EPIC-55

@@ -15,6 +15,7 @@ import papermill as pm
 import pytest
 import torch
 
+from benchmarks import bench_levers
 from egolib import efficiency, models
 from egolib.synthetic import EPIC55_TRAIN_SEGMENTS
 
@@ -256,6 +257,9 @@ def test_chapter_executes_at_smoke(tmp_path, quick_bench, with_runs):
     if with_runs:
         fabricate_run(runs_root, "gsm-bninc-epic-smoke-s0", 0.3)
         fabricate_run(runs_root, "egoaco-res34-imagenet-smoke-s0", 0.2)
+        levers = bench_levers.benchmark(quick=True, members=("tsn/res34",), repeats=1)
+        (runs_root / "book" / "07_efficiency").mkdir(parents=True)
+        (runs_root / "book" / "07_efficiency" / "levers.json").write_text(json.dumps(levers))
     out = tmp_path / "07.ipynb"
     pm.execute_notebook(
         str(CHAPTER),
@@ -276,6 +280,7 @@ def test_chapter_executes_at_smoke(tmp_path, quick_bench, with_runs):
         for c in nbformat.read(out, 4).cells
         for o in c.get("outputs", [])
     )
+    assert ("**Levers:**" in text) == with_runs and ("No lever measurements" in text) != with_runs
     if with_runs:
         runs_table = pd.read_csv(folder / "runs.csv")
         assert set(runs_table["run"]) == {"gsm-bninc-epic-smoke-s0", "egoaco-res34-imagenet-smoke-s0"}
