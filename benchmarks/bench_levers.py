@@ -3,8 +3,8 @@
 For every member of the demo book (one per method and backbone), CPU seconds per training clip and per test clip,
 and the fraction of a matmul peak measured in the same run that this is, under each lever:
 
-- memory format: contiguous (how training runs on a CPU today) against channels-last (2D and 3D convolutions),
-  for a training step and for inference;
+- memory format: contiguous (how a run trains on a CPU unless ``channels_last=on``) against channels-last (2D and
+  3D convolutions), for a training step and for inference;
 - the evaluation batch: inference at batch 1, the training batch, and twice it;
 - ``torch.compile`` of the model (``--compile``; its compile time is reported apart, not in the per-clip cost);
 - threads: one process with two threads against two processes with one thread each, training the same member
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -40,9 +41,17 @@ from egolib.config import RunConfig  # noqa: E402
 
 log = logging.getLogger("bench_levers")
 
-# The demo book's members, one per (method, backbone): the pretraining source does not change the cost.
-MEMBERS = ("egoaco/res34", "egoaco/res101", "egoaco/res152", "egoaco/incv3", "egoaco/r2p1d34", "gsm/bninc",
-           "gsm/incv3", "gsm_egoaco/bninc", "tsn/res34")
+
+
+def book_members(path: Path = ROOT / "configs" / "variants.yaml") -> tuple[str, ...]:
+    """The members the book trains (Table 1's variants and the baselines), one per ``method/backbone``: the
+    pretraining source does not change the cost."""
+    data = yaml.safe_load(path.read_text())
+    found = [f"{v['method']}/{v['backbone']}" for v in [*data["variants"], *data.get("baselines", [])]]
+    return tuple(dict.fromkeys(found))
+
+
+MEMBERS = book_members()
 
 
 def member_config(member: str, preset: str, **changes: Any) -> RunConfig:
@@ -111,11 +120,13 @@ def compiled(member: str, preset: str, repeats: int) -> dict[str, Any]:
             "compile_speedup": e / c, "compile_cpu_s": compile_cpu_s}
 
 
-def _steps(member: str, preset: str, steps: int, threads: int, out: Any) -> None:
-    """Worker: ``steps`` training steps of ``member`` with ``threads`` threads; puts its wall seconds on ``out``."""
+def _steps(member: str, preset: str, steps: int, threads: int, start: Any, out: Any) -> None:
+    """Worker: ``steps`` training steps of ``member`` with ``threads`` threads, timed from the moment every worker
+    is ready (``start``, a barrier); puts its wall seconds on ``out``."""
     torch.set_num_threads(threads)
     v = Variant(member_config(member, preset))
     v.train_step()  # warm-up
+    start.wait()
     t0 = time.perf_counter()
     for _ in range(steps):
         v.train_step()
@@ -129,11 +140,11 @@ def threads_check(member: str, preset: str, steps: int) -> dict[str, Any]:
     B = member_config(member, preset).batch_size
     result: dict[str, Any] = {"member": member, "steps_per_process": steps}
     for name, procs, threads in (("one_process_two_threads", 1, 2), ("two_processes_one_thread", 2, 1)):
-        q = ctx.Queue()
-        workers = [ctx.Process(target=_steps, args=(member, preset, steps, threads, q)) for _ in range(procs)]
+        q, start = ctx.Queue(), ctx.Barrier(procs)
+        workers = [ctx.Process(target=_steps, args=(member, preset, steps, threads, start, q)) for _ in range(procs)]
         for w in workers:
             w.start()
-        walls = [q.get() for _ in workers]
+        walls = [q.get(timeout=3600) for _ in workers]  # a worker that died raises queue.Empty, not a hang
         for w in workers:
             w.join()
         result[f"{name}_clips_per_wall_s"] = procs * steps * B / max(walls)
@@ -204,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     members = tuple(m.strip() for m in args.members.split(",") if m.strip())
     unknown = [m for m in members if m not in MEMBERS]
+    if not members:
+        parser.error(f"--members is empty; choose from {', '.join(MEMBERS)}")
     if unknown:
         parser.error(f"unknown member(s) {', '.join(unknown)}; choose from {', '.join(MEMBERS)}")
     result = benchmark(quick=args.quick, members=members, repeats=args.repeats, compile_=args.compile,

@@ -8,8 +8,8 @@ interleaved repetitions (A B B A ...), medians, CPU time as well as wall time: G
 data loading vs the fastest model's consumption, and cost against frames and input size.
 
 A training step is what ``egolib.train`` runs: forward, the multi-task loss, backward, gradient clipping, SGD with
-momentum; contiguous memory format and fp32, as training runs on a CPU. Absolute times on a shared machine are
-noise; read the ratios.
+momentum; contiguous memory format and fp32, as training runs on a CPU by default (``channels_last=auto``). Absolute
+times on a shared machine are noise; read the ratios.
 
     python benchmarks/bench_models.py --json bench.json           # demo scale (+ paper-scale params/FLOPs), minutes
     python benchmarks/bench_models.py --quick --json bench.json   # smoke scale, fewer repetitions: under a minute
@@ -132,7 +132,7 @@ class Variant:
     Args:
         cfg: sizes (width, T, input size, batch, LSTA sizes) of the variant.
         device: where to run.
-        channels_last: convert the model and the batch (GPU script); CPU training runs contiguous.
+        channels_last: channels-last weights (``models.to_channels_last``; the GPU script); the clips stay as they are.
         amp: bf16/fp16 autocast (GPU script).
     """
 

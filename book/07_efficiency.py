@@ -27,6 +27,8 @@
 #   and in training-step time;
 # * how the cost grows with frames per clip and input size;
 # * accuracy against cost, for the runs this book trained (read from their run folders);
+# * the CPU levers per member (channels-last weights, the evaluation batch), when `benchmarks/bench_levers.py`
+#   has measured them;
 # * what the demo book cost per step, and what the paper preset would cost in GPU-hours (an estimate).
 #
 # ```bash
@@ -58,6 +60,7 @@ seed: int = 0  # the seed of the run folders to read
 runs: str = "runs"  # the runs root (run folders and runs/book/)
 bench: str = ""  # bench_models.py JSON; empty: <runs>/book/07_efficiency/bench.json, measured here when missing
 gpu_bench: str = ""  # benchmarks/gpu.py JSON; empty: <runs>/book/07_efficiency/gpu.json when it exists
+levers: str = ""  # bench_levers.py JSON; empty: <runs>/book/07_efficiency/levers.json when it exists
 gpu_tflops: float = 100.0  # sustained training TFLOP/s assumed for the GPU-hours estimate without a GPU JSON
 dataset: str = "epic55"  # epic55 | epic100: the dataset of the run folders to read (its labelled split)
 data_root: str = ""  # the runs' dataset root, as they were trained with (-p data_root); "": SynthKitchens
@@ -214,15 +217,15 @@ else:
 # %% [markdown]
 # ## CPU levers
 #
-# What a training step and a test forward cost per clip, for each member of the demo book, with contiguous weights
-# (how runs train on a CPU unless `-p channels_last on`) and with channels-last ones (`channels_last_3d` for
-# R(2+1)D's 3D kernels), measured side by side in one run by `benchmarks/bench_levers.py`, with the evaluation batch
-# that costs least per test clip. Read from `<runs>/book/07_efficiency/levers.json` when it exists; the book does
-# not measure it (minutes). A speed-up here is not yet a recipe: each member's accuracy with the lever on is
-# checked on the validation split before a preset turns it on.
+# What a training step and a test forward cost per clip, for each member of the demo book, with contiguous weights (how
+# runs train on a CPU unless `-p channels_last on`) and with channels-last ones (`channels_last_3d` for the 3D kernels
+# of R(2+1)D and of the GSM gates), measured side by side in one run by `benchmarks/bench_levers.py`, with the
+# evaluation batch that costs least per test clip. Read from `levers` (default `<runs>/book/07_efficiency/levers.json`)
+# when it exists; the book does not measure it (minutes). A speed-up here is not yet a recipe: each member's accuracy
+# with the lever on is checked on the validation split before a preset turns it on.
 
 # %%
-levers_path = out_dir / "levers.json"
+levers_path = Path(levers) if levers else out_dir / "levers.json"
 if levers_path.is_file():
     levers = json.loads(levers_path.read_text())
     lever_table = pd.DataFrame(levers["memory_format"]).set_index("member")

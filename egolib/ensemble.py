@@ -795,6 +795,8 @@ def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progre
     dist = train.setup_distributed(cfg)
     data = train.load_data(cfg, progress=progress)
     model = models.load_model(ckpt).to(dist.device)
+    if train.channels_last(cfg, dist.device):
+        models.to_channels_last(model)
     return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in data.test_splits
             if splits is None or split in splits}
 

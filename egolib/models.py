@@ -612,8 +612,8 @@ def build_model(
 
 def to_channels_last(model: nn.Module) -> nn.Module:
     """Channels-last convolution weights, in place: 2D kernels ``channels_last``, 3D kernels ``channels_last_3d``
-    (``Module.to(memory_format=...)`` takes one format and fails on the other rank: R(2+1)D has both). A
-    convolution runs channels-last when its weight is; the clips stay as they are."""
+    (``Module.to(memory_format=...)`` takes one format and fails on the other rank: R(2+1)D and every GSM gate have
+    3D kernels). A convolution runs channels-last when its weight is; the clips stay as they are."""
     for p in model.parameters():
         if p.dim() in (4, 5):
             p.data = p.data.contiguous(memory_format=torch.channels_last if p.dim() == 4 else torch.channels_last_3d)

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from egolib import backbones, models, runs, synthetic, transforms, weights
-from egolib.config import RunConfig
+from egolib.config import PLACEMENT_FIELDS, RunConfig
 from egolib.optim import WarmupCosine, rng_state, seed_everything, set_rng_state
 from egolib.progress import tqdm
 
@@ -152,8 +152,9 @@ def _data_identity(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _run_recipe(run: RunConfig) -> dict[str, Any]:
-    """A run's config without where it runs (folder, device, workers): what decides its numbers."""
-    return {k: v for k, v in run.to_dict().items() if k not in ("run_dir", "device", "num_workers", "data_root")}
+    """A run's config without where and how it runs (``config.PLACEMENT_FIELDS``) and its data root: what decides
+    its numbers."""
+    return {k: v for k, v in run.to_dict().items() if k not in (*PLACEMENT_FIELDS, "data_root")}
 
 
 def cache_key(cfg: RunConfig) -> dict[str, Any]:
@@ -532,7 +533,7 @@ def epic_config(cfg: RunConfig, out: Path) -> RunConfig:
         "data_root": cfg.data_root,
         "pretrain": "ig65m_kinetics" if cfg.backbone == "r2p1d34" else "imagenet",
         "seed": cfg.seed, "width": cfg.width, "device": cfg.device, "num_workers": cfg.num_workers,
-        "run_dir": str(out / "tsn"),
+        "channels_last": cfg.channels_last, "run_dir": str(out / "tsn"),
     })
 
 
@@ -558,6 +559,7 @@ def gsm_config(cfg: RunConfig, out: Path) -> RunConfig:
         "method": "gsm", "backbone": cfg.backbone, "pretrain": "epic", "preset": cfg.preset, "seed": cfg.seed,
         "dataset": cfg.dataset, "data_root": cfg.data_root, "width": cfg.width, "num_segments": cfg.num_segments,
         "input_size": cfg.input_size, "device": cfg.device, "num_workers": cfg.num_workers,
+        "channels_last": cfg.channels_last,
     })
     if runs.is_complete(variant.run_path, variant.to_dict()):
         return variant

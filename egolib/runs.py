@@ -339,7 +339,13 @@ def manifest(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "code_version": code_version(), "git_commit": git_commit(), "versions": library_versions()}
 
 
-def differences(saved: dict[str, Any], config: dict[str, Any], ignore: Iterable[str] = ("run_dir",)) -> dict[str, Any]:
+# Fields a run folder may differ in and still hold the same run: its path, and the weights' memory layout (float
+# rounding only; run folders written before the field existed have none).
+SAME_RUN_DESPITE = ("run_dir", "channels_last")
+
+
+def differences(saved: dict[str, Any], config: dict[str, Any], ignore: Iterable[str] = SAME_RUN_DESPITE
+                ) -> dict[str, Any]:
     """``{field: (saved value, config value)}`` for each field of ``config`` whose value in ``saved`` (a run's
     ``config.json``) differs, leaving out ``ignore``: empty when the folder holds this run."""
     skip = set(ignore)
@@ -369,5 +375,5 @@ def is_complete(run_dir: str | Path, config: dict[str, Any], outputs: Iterable[s
     if unverified(run_dir, outputs):
         return False
     saved = read_json(run_dir / "config.json")
-    same_config = all(saved.get(k) == v for k, v in config.items())
+    same_config = not differences(saved, config, ignore=("channels_last",))  # the run folder's path counts here
     return same_config and saved.get("code_version") == code_version()

@@ -3,6 +3,8 @@ do, and the quick run reports every lever's per-clip cost with ratios that follo
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from benchmarks import bench_levers
@@ -38,3 +40,11 @@ def test_the_quick_run_reports_every_lever_and_consistent_ratios():
     per_clip = {int(k.rsplit("batch", 1)[1]): v for k, v in batches.items() if k.startswith("infer_cpu_s")}
     assert 1 in per_clip and batches["best_batch"] == min(per_clip, key=per_clip.get)
     assert "tsn/res34" in bench_levers.table(result)
+    assert result["compile"] == [] and result["threads"] == []  # levers not asked for are not measured
+    assert json.loads(json.dumps(result)) == result  # the --json file holds all of it
+
+
+def test_the_members_are_the_books():
+    assert set(bench_levers.MEMBERS) == {"egoaco/res34", "egoaco/res101", "egoaco/res152", "egoaco/incv3",
+                                         "egoaco/r2p1d34", "gsm/bninc", "gsm/incv3", "gsm_egoaco/bninc",
+                                         "gsm_egoaco/incv3", "tsn/res34"}

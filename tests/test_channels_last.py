@@ -1,13 +1,14 @@
 """Channels-last weights (``models.to_channels_last``, the ``channels_last`` run parameter): 2D and 3D kernels both
-convert (``Module.to`` fails on R(2+1)D's 3D ones), a training step computes what the contiguous model computes, and
-the parameter says where a run executes, not what it is (it stays out of the run's name)."""
+convert (``Module.to`` fails on the 3D ones of R(2+1)D and of every GSM gate), a training step computes what the
+contiguous model computes, and the parameter says where a run executes, not what it is (it stays out of the run's
+name)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from egolib import models, train
+from egolib import models, runs, train
 from egolib.config import RunConfig
 from egolib.synthetic_render import NOUNS, VERBS
 
@@ -37,9 +38,8 @@ def test_a_channels_last_step_computes_what_the_contiguous_step_does(member):
     # float64: the two layouts then agree to rounding (in float32 another summation order, amplified through a deep
     # random network with train-mode BatchNorm over a batch of 2, moves single gradients by up to a few percent)
     plain, last = smoke_model(cfg).double(), smoke_model(cfg).double()
-    if member[1] == "r2p1d34":
-        with pytest.raises(RuntimeError, match="rank 4"):  # what the CUDA path did before: one format for all ranks
-            smoke_model(cfg).to(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="rank 4"):  # what the CUDA path did before: one format for all ranks
+        smoke_model(cfg).to(memory_format=torch.channels_last)
     models.to_channels_last(last)
     kernels = [p for p in last.parameters() if p.dim() in (4, 5)]
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}
@@ -70,3 +70,11 @@ def test_the_parameter_defaults_to_cuda_only_and_stays_out_of_the_name():
         RunConfig.from_params({"channels_last": "yes"})
     model = train._to_device(smoke_model(on), train.Dist(), on)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+
+
+def test_a_run_folder_holds_the_same_run_whatever_its_weights_layout():
+    cfg = RunConfig.from_params({"preset": "smoke"}).to_dict()
+    older = {k: v for k, v in cfg.items() if k != "channels_last"}  # a config.json written before the field
+    assert runs.differences(older, cfg) == {}
+    assert runs.differences({**cfg, "channels_last": "on"}, cfg) == {}
+    assert runs.differences({**cfg, "lr": 0.5}, cfg) == {"lr": (0.5, cfg["lr"])}  # what the run computes still counts
