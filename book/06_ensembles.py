@@ -297,8 +297,10 @@ display(modes.pivot_table(index=["name", "nesting"], columns=["setting", "task",
 # ## The GSM test protocol: full frame vs centre crop
 #
 # The report tests GSM fully convolutionally on the whole frame (shorter side 256 or 261) and EgoACO on a
-# centre crop. Here every GSM member run is re-scored from its checkpoint both ways (nothing is retrained and
-# the run folders are not touched); the ensembles are then recomputed with the GSM runs' centre-crop scores.
+# centre crop. Every GSM member run scored its labelled splits both ways when it was tested (`scores_<split>.npz`
+# full frame, `scores_<split>_centre.npz` centre crop), and those files are read here; a run folder written before
+# runs did so is re-scored from its checkpoint (nothing is retrained and the run folders are not touched). The
+# ensembles are then recomputed with the GSM runs' centre-crop scores.
 
 # %%
 gsm_runs = [m.run_name(preset, seed, dataset, data_root) for m in cfg.runs() if m.method == "gsm"]

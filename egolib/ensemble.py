@@ -822,8 +822,22 @@ def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
             result["resources"] = old["resources"]
             runs.write_json(run_dir / train.METRICS, result)
         if had_done:
-            runs.write_done(run_dir, runs.run_outputs(cfg.dataset))  # the hashes of the rewritten files
+            # the hashes of the rewritten files
+            runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *train.second_crop_files(result)])
     return result
+
+
+def _second_crop_scores(run_dir: Path, recorded: dict[str, Any], splits: Sequence[str]
+                        ) -> dict[str, dict[str, Scores]]:
+    """``{crop: {split: Scores}}`` from the second-crop files a run wrote when it was tested (``metrics.json``'s
+    ``protocol.second_crop``), when there is one for each of ``splits`` and all verify against ``DONE``; else {}."""
+    second = recorded.get("protocol", {}).get("second_crop")
+    if not second:
+        return {}
+    files = {split: f"scores_{split}_{second['crop']}.npz" for split in splits}
+    if not set(files.values()) <= set(second["files"]) or runs.unverified(run_dir, files.values()):
+        return {}
+    return {second["crop"]: {split: scores.read(run_dir / name) for split, name in files.items()}}
 
 
 def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progress: bool = False,
@@ -832,9 +846,10 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
     """Full frame (the report's GSM protocol) vs centre crop for GSM runs.
 
     The run's own protocol comes from its score files (written from the checkpoint by ``evaluate``, the protocol
-    recorded in ``metrics.json``); the other crop is re-scored from the checkpoint, on the labelled splits only
-    (top-1 needs labels: EPIC-100's hidden test split is not scored). Runs without a checkpoint are skipped (and
-    listed).
+    recorded in ``metrics.json``); the other crop from the second-crop score files the run wrote when it was tested
+    (``train.SECOND_CROP``), when they are there and verify against ``DONE``, else it is re-scored from the
+    checkpoint; on the labelled splits only (top-1 needs labels: EPIC-100's hidden test split is not scored). Runs
+    without a checkpoint are skipped (and listed).
 
     Returns:
         ``(table, scores, skipped)``: top-1 rows (name, crop, setting, task, top1 in percent); run -> crop ->
@@ -846,11 +861,12 @@ def protocol_ablation(runs_root: str | Path, run_names: Sequence[str], *, progre
         if not (run_dir / "checkpoint.pt").exists() or not (run_dir / "config.json").exists():
             skipped.append(name)
             continue
-        own = json.loads((run_dir / "metrics.json").read_text()).get("protocol", {}).get("crop") \
-            if (run_dir / "metrics.json").exists() else None
+        recorded = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+        own = recorded.get("protocol", {}).get("crop")
         mine = load_run(run_dir, run_config(run_dir).dataset)
         labelled = labelled_splits(mine)
-        out[name] = {crop: {s: mine[s] for s in labelled} if crop == own else
+        stored = _second_crop_scores(run_dir, recorded, labelled)
+        out[name] = {crop: {s: mine[s] for s in labelled} if crop == own else stored[crop] if crop in stored else
                      rescore_split_scores(run_dir, crop=crop, progress=progress, device=device, splits=labelled)
                      for crop in ("full", "centre")}
         for crop, split_scores in out[name].items():

@@ -921,7 +921,8 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
     EgoACO (``centre``): centre crop ``input_size`` of the ``scale_size`` frame. Writes ``scores_<split>.npz``
     (``egolib.scores``: uid, verb, noun, action logits, action vocabulary, labels, many-shot lists),
     ``metrics.json`` (the pretraining used, the protocol, and the metrics of each labelled split) and
-    ``submission.zip`` into the run folder.
+    ``submission.zip`` into the run folder; GSM runs also ``scores_<split>_centre.npz`` of the labelled splits
+    (``SECOND_CROP``).
 
     EPIC-55: splits ``s1`` and ``s2``, EPIC-55 metrics where the data set has test labels (SynthKitchens), the
     EPIC-55 challenge zip. EPIC-100: ``validation`` scored with the EPIC-100 metrics (overall, tail classes,
@@ -966,6 +967,9 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
             result[split] = data.epic100_metrics(s.verb, s.noun)
         elif s.labelled:
             result[split] = s.metrics()
+    second = _score_second_crop(cfg, model, data, dist, progress=progress)
+    if second is not None:
+        result["protocol"]["second_crop"] = second
     if dist.is_main:
         if data.dataset == "epic100":
             uids, logits = split_scores["test"]
@@ -976,6 +980,37 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
         runs.write_json(run_dir / METRICS, result)
     _barrier(dist)
     return result
+
+
+# GSM runs, tested fully convolutionally (the report's protocol), also score the centre crop (EgoACO's) of their
+# labelled splits, once, when they are tested: chapter 6's protocol ablation reads these files (``scores_<split>_
+# <crop>.npz``, hashed in ``DONE``) instead of re-scoring every GSM checkpoint.
+SECOND_CROP = {"full": "centre"}
+SECOND_CROP_METHODS = ("gsm",)
+
+
+def second_crop_files(result: dict[str, Any]) -> list[str]:
+    """The second-crop score files an evaluation wrote, as its ``metrics.json`` content (``result``) lists them."""
+    return list(result.get("protocol", {}).get("second_crop", {}).get("files", []))
+
+
+def _score_second_crop(cfg: RunConfig, model: nn.Module, data: Data, dist: Dist, *, progress: bool
+                       ) -> dict[str, Any] | None:
+    """Score ``SECOND_CROP[cfg.test_crop]`` on the labelled splits and write ``scores_<split>_<crop>.npz``; returns
+    what ``metrics.json`` records of it (None when the run's crop has no second one)."""
+    crop = SECOND_CROP.get(cfg.test_crop) if cfg.method in SECOND_CROP_METHODS else None
+    if crop is None:
+        return None
+    other = dataclasses.replace(cfg, test_crop=crop)
+    files = []
+    for split in data.test_splits:
+        if not data.test_segments(split)[1]:  # unlabelled (EPIC-100's test split): nothing to compare
+            continue
+        s = test_scores(other, model, data, split, dist, progress=progress)
+        files.append(f"scores_{split}_{crop}.npz")
+        if dist.is_main:
+            scores.write(cfg.run_path / files[-1], s)
+    return {"crop": crop, "files": files}
 
 
 def _write_submission(run_dir: Path, scores: dict[str, tuple[list[str], dict]], actions: list[tuple[int, int]]) -> None:
@@ -1036,7 +1071,7 @@ def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
         result["resources"] = {"train_s": train_s, "eval_s": eval_s, "total_s": train_s + eval_s,
                                "peak_rss_mb": peak_rss_mb(), "processes": dist.world, "device": str(dist.device)}
         runs.write_json(run_dir / METRICS, result)
-        runs.write_done(run_dir, runs.run_outputs(cfg.dataset))
+        runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *second_crop_files(result)])
     _barrier(dist)
     return result
 

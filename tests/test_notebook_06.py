@@ -15,7 +15,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from egolib import ensemble, scores
+from egolib import ensemble, runs, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "06_ensembles.ipynb"
@@ -62,6 +62,30 @@ def test_rescore_rewrites_the_same_scores_from_the_checkpoint(smoke_runs):
     assert json.loads((run / "metrics.json").read_text())["resources"] == resources
     mtimes = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     assert mtimes["DONE"] == max(mtimes.values())
+
+
+@pytest.mark.slow
+def test_a_gsm_run_scores_the_centre_crop_once_and_the_ablation_reads_it(smoke_runs, monkeypatch):
+    run = smoke_runs / "runs" / REAL
+    second = json.loads((run / "metrics.json").read_text())["protocol"]["second_crop"]
+    assert second == {"crop": "centre", "files": ["scores_s1_centre.npz", "scores_s2_centre.npz"]}
+    assert runs.unverified(run, second["files"]) == []  # hashed in DONE
+    fresh = ensemble.rescore_split_scores(run, crop="centre", progress=False)
+    monkeypatch.setattr(ensemble, "rescore_split_scores", lambda *a, **k: pytest.fail("re-scored a stored crop"))
+    _, read, skipped = ensemble.protocol_ablation(smoke_runs / "runs", [REAL])
+    assert skipped == []
+    for split in ("s1", "s2"):
+        for t in ("uid", "verb", "noun", "action"):
+            assert np.array_equal(getattr(read[REAL]["centre"][split], t), getattr(fresh[split], t)), (split, t)
+    data = bytearray((run / "scores_s1_centre.npz").read_bytes())
+    data[-10] ^= 0xFF  # a changed byte: the file no longer verifies and the crop is scored again
+    (run / "scores_s1_centre.npz").write_bytes(bytes(data))
+    calls = []
+    monkeypatch.setattr(ensemble, "rescore_split_scores", lambda *a, **k: calls.append(k["crop"]) or fresh)
+    ensemble.protocol_ablation(smoke_runs / "runs", [REAL])
+    assert calls == ["centre"]
+    (run / "scores_s1_centre.npz").write_bytes(bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:]))
+    assert runs.unverified(run, second["files"]) == []
 
 
 @pytest.mark.slow
