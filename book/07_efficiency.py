@@ -227,14 +227,15 @@ else:
 # %%
 levers_path = Path(levers) if levers else out_dir / "levers.json"
 if levers_path.is_file():
-    levers = json.loads(levers_path.read_text())
-    lever_table = pd.DataFrame(levers["memory_format"]).set_index("member")
-    lever_table["best eval batch"] = pd.DataFrame(levers["eval_batch"]).set_index("member")["best_batch"]
+    measured = json.loads(levers_path.read_text())
+    lever_table = pd.DataFrame(measured["memory_format"]).set_index("member")
+    lever_table["best eval batch"] = pd.DataFrame(measured["eval_batch"]).set_index("member")["best_batch"]
     cols = {"train_cpu_s_per_clip_contiguous": "train CPU-s/clip", "train_peak_fraction_contiguous": "train peak",
             "train_channels_last_speedup": "train x ch-last", "infer_cpu_s_per_clip_contiguous": "test CPU-s/clip",
             "infer_channels_last_speedup": "test x ch-last", "best eval batch": "best eval batch"}
-    display(Markdown(f"**Levers:** `{levers_path}`, {levers['meta']['preset']} sizes, torch {levers['meta']['torch']}, "
-                     f"matmul peak {levers['meta']['matmul_gflops_per_cpu_s']:.0f} GFLOP per CPU second."))
+    lever_meta = measured["meta"]
+    display(Markdown(f"**Levers:** `{levers_path}`, {lever_meta['preset']} sizes, torch {lever_meta['torch']}, "
+                     f"matmul peak {lever_meta['matmul_gflops_per_cpu_s']:.0f} GFLOP per CPU second."))
     display(lever_table[list(cols)].rename(columns=cols).round(3))
     speedups = lever_table[["train_channels_last_speedup", "infer_channels_last_speedup"]].rename(
         columns={"train_channels_last_speedup": "training step", "infer_channels_last_speedup": "test forward"})

@@ -794,9 +794,7 @@ def rescore_split_scores(run_dir: str | Path, *, crop: str | None = None, progre
         raise FileNotFoundError(f"{run_dir} has no {train.CHECKPOINT}: it cannot be re-scored; train it again")
     dist = train.setup_distributed(cfg)
     data = train.load_data(cfg, progress=progress)
-    model = models.load_model(ckpt).to(dist.device)
-    if train.channels_last(cfg, dist.device):
-        models.to_channels_last(model)
+    model = train.place(models.load_model(ckpt), cfg, dist.device)
     return {split: train.test_scores(cfg, model, data, split, dist, progress=progress) for split in data.test_splits
             if splits is None or split in splits}
 

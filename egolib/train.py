@@ -726,11 +726,18 @@ def channels_last(cfg: RunConfig, device: torch.device) -> bool:
     return device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last == "on"
 
 
-def _to_device(model: nn.Module, dist: Dist, cfg: RunConfig) -> nn.Module:
-    """Move to the device; channels-last weights where ``channels_last`` says so; SyncBatchNorm under DDP on CUDA."""
-    model.to(dist.device)
-    if channels_last(cfg, dist.device):
+def place(model: nn.Module, cfg: RunConfig, device: torch.device) -> nn.Module:
+    """``model`` on ``device``, with channels-last weights where ``channels_last`` says so (training, testing and
+    re-scoring all place their model here)."""
+    model.to(device)
+    if channels_last(cfg, device):
         models.to_channels_last(model)
+    return model
+
+
+def _to_device(model: nn.Module, dist: Dist, cfg: RunConfig) -> nn.Module:
+    """``place`` the model; SyncBatchNorm under DDP on CUDA."""
+    model = place(model, cfg, dist.device)
     if dist.device.type == "cuda" and dist.world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
@@ -934,9 +941,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
     """
     dist = dist or setup_distributed(cfg)
     data = data or load_data(cfg, progress=progress and dist.is_main)
-    model = _unwrap(model).to(dist.device)
-    if channels_last(cfg, dist.device):
-        models.to_channels_last(model)
+    model = place(_unwrap(model), cfg, dist.device)
     run_dir = cfg.run_path
     action_scores = ("verb x noun softmax product (top-100), as the EPIC-100 evaluation" if data.dataset == "epic100"
                      else "action head (top-100 pairs)")

@@ -68,7 +68,7 @@ def test_the_parameter_defaults_to_cuda_only_and_stays_out_of_the_name():
     assert on.name == off.name == base.name
     with pytest.raises(ValueError, match="channels_last"):
         RunConfig.from_params({"channels_last": "yes"})
-    model = train._to_device(smoke_model(on), train.Dist(), on)
+    model = train.place(smoke_model(on), on, cpu)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
 
 
