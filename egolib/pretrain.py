@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -296,14 +297,16 @@ def ensure_all(configs: list[RunConfig], *, fit: FitFunction, progress: bool = T
 # Stand-ins: classify synthetic object images (2D backbones) or motion clips (R(2+1)D)
 
 
-def _logits(backbone: nn.Module, x: Tensor, num_classes: int) -> Tensor:
-    """Backbone features -> global average pool -> its own classifier, first ``num_classes`` outputs.
+def _logits(backbone: nn.Module, x: Tensor, heads: dict[str, int]) -> list[Tensor]:
+    """Backbone features -> global average pool -> its own classifier: one ``(N, classes)`` slice per task of
+    ``heads`` (task -> classes), in order.
 
     Training through the standard classifier (sliced) keeps the state dict's shapes standard, so the saved
     file loads like a real weight file.
     """
     z = backbones.forward_features(backbone, x).mean((2, 3))  # (N, C, h, w) -> (N, C)
-    return getattr(backbone, backbone.spec.classifier)(z)[:, :num_classes]
+    logits = getattr(backbone, backbone.spec.classifier)(z)[:, : sum(heads.values())]  # (N, sum of classes)
+    return list(logits.split(list(heads.values()), dim=1))
 
 
 def _run_set_size(preset: str) -> str:
@@ -327,26 +330,48 @@ def _standin_identity(preset: str, video: bool) -> dict[str, Any]:
             "generator_version": synthetic.GENERATOR_VERSION}
 
 
-def standin_set(size: str, *, video: bool, progress: bool = True) -> tuple[Tensor, Tensor, list[str]]:
+def standin_set(size: str, *, video: bool, progress: bool = True) -> tuple[Tensor, Tensor, dict[str, list[str]]]:
     """The stand-in set of generator size ``size`` (``synthetic.OBJECT_PRESETS`` / ``MOTION_PRESETS``), generated
     first when missing (seed 0).
 
     Returns:
-        ``(items, labels, class_names)``: uint8 object images ``(N, 3, H, W)`` or, with ``video``, motion clips
-        ``(N, T, 3, H, W)``; int64 labels ``(N,)``.
+        ``(items, labels, tasks)``: uint8 object images ``(N, 3, H, W)`` or, with ``video``, motion clips
+        ``(N, T, 3, H, W)``; int64 labels ``(N, tasks)``; the class names of each task, the main one first
+        (``{"object": ...}`` for images, ``{"motion": ..., "object": ...}`` for clips).
     """
     path = _standin_path(size, video)
+    _drop_outdated_set(path, "SynthMotion" if video else "SynthObjects", _set_settings(size, video))
     if video:
         made = synthetic.generate_motion_clips(path, preset=size, seed=0, progress=progress)
         x, y, names = synthetic.load_motion_clips(made)
-    else:
-        made = synthetic.generate_object_images(path, preset=size, seed=0, progress=progress)
-        x, y, names = synthetic.load_object_images(made)
-    return x, y, list(names)
+        objects, object_names = synthetic.load_motion_objects(made)
+        return x, torch.stack([y, objects], dim=1), {"motion": list(names), "object": list(object_names)}
+    made = synthetic.generate_object_images(path, preset=size, seed=0, progress=progress)
+    x, y, names = synthetic.load_object_images(made)
+    return x, y[:, None], {"object": list(names)}
 
 
-def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, list[str], bool]:
-    """uint8 items (images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)``), labels, class names, is-video."""
+def _drop_outdated_set(path: Path, kind: str, settings: dict[str, Any]) -> None:
+    """Delete a stand-in set that an older generator made at ``path`` (other settings or generator version), so that
+    it is generated again: a stand-in set is a pure function of the code, and a folder of another kind is never
+    touched (the generator then refuses it by name)."""
+    made = path / synthetic.MANIFEST
+    if not made.is_file():
+        return
+    have = runs.read_json(made)
+    if have.get("dataset") == kind and (have.get("size"), have.get("generator_version")) != (
+            settings, synthetic.GENERATOR_VERSION):
+        log.warning("%s was made by an older generator (%s); generating it again", path, have.get("size"))
+        shutil.rmtree(path)
+
+
+def heads_of(tasks: dict[str, list[str]]) -> dict[str, int]:
+    """Task -> number of classes."""
+    return {task: len(names) for task, names in tasks.items()}
+
+
+def _load_standin_data(cfg: RunConfig) -> tuple[Tensor, Tensor, dict[str, list[str]], bool]:
+    """uint8 items (images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)``), labels, tasks' class names, is-video."""
     video = _standin_source(cfg.pretrain, cfg.backbone).endswith("motion clips")
     return *standin_set(_run_set_size(cfg.preset), video=video), video
 
@@ -395,12 +420,13 @@ def training_notes(video: bool, recipe: dict[str, Any]) -> dict[str, str]:
     return {"schedule": schedule, "augmentation": augmentation}
 
 
-def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tensor], num_classes: int, *,
+def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tensor], heads: dict[str, int], *,
                 recipe: dict[str, Any], video: bool, input_size: int, state_path: Path | None = None,
                 state_key: dict[str, Any] | None = None, progress: bool = True,
                 desc: str = "pretrain") -> list[dict[str, Any]]:
     """Train ``net`` to classify the stand-in items ``x[train]`` and report held-out accuracy on ``x[held]`` per
-    epoch; ``split`` is ``(train indices, held-out indices)``.
+    epoch; ``split`` is ``(train indices, held-out indices)``; ``y`` holds one label column per task of ``heads``
+    (task -> classes, the main task first), and the loss is the sum of the tasks' cross-entropies.
 
     The recipe: ``epochs``, ``batch_size``, ``lr``, ``clip_grad``; optional ``optimizer`` (sgd | adamw),
     ``weight_decay`` (5e-4), ``label_smoothing`` (0), ``warmup`` (fraction of the steps, 0.1) and, for motion clips,
@@ -411,7 +437,8 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
     and a restart with the same ``state_key`` resumes after the last saved epoch.
 
     Returns:
-        One row per epoch: ``epoch, loss, acc, val_acc, lr, time_s`` (wall) and ``cpu_s`` (all threads).
+        One row per epoch: ``epoch, loss, acc, val_acc`` (the main task's accuracies), ``acc_<task>`` and
+        ``val_acc_<task>`` for every other task, ``lr, time_s`` (wall) and ``cpu_s`` (all threads).
     """
     train_idx, held_idx = split
     recipe = RECIPE_DEFAULTS | recipe
@@ -440,27 +467,31 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
         t0, cpu0 = time.perf_counter(), time.process_time()
         net.train()
         perm = train_idx[torch.randperm(len(train_idx))]
-        loss_sum, hits, seen = 0.0, 0, 0
+        loss_sum, seen = 0.0, 0
+        hits = torch.zeros(len(heads), dtype=torch.long)  # per task
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{recipe['epochs']}", disable=not progress,
                    leave=False, mininterval=1.0)
         for s in bar:
             idx = perm[s * recipe["batch_size"] : (s + 1) * recipe["batch_size"]]
             batch = torch.stack([_to_input(x[i], train_tf, video, window) for i in idx.tolist()]).to(device)
-            target = y[idx].to(device)
-            logits = _logits(net, batch, num_classes)
-            loss = F.cross_entropy(logits, target, label_smoothing=recipe["label_smoothing"])
+            target = y[idx].to(device)  # (B, tasks)
+            logits = _logits(net, batch, heads)
+            loss = sum(F.cross_entropy(out, target[:, k], label_smoothing=recipe["label_smoothing"])
+                       for k, out in enumerate(logits))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), recipe["clip_grad"])
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(idx)
-            hits += int((logits.argmax(1) == target).sum())
+            hits += torch.stack([(out.argmax(1) == target[:, k]).sum() for k, out in enumerate(logits)]).cpu()
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        rows.append({"epoch": epoch + 1, "loss": loss_sum / seen, "acc": hits / seen,
-                     "val_acc": held_out_accuracy(net, x, y, held_idx, num_classes, video=video,
-                                                  input_size=input_size, window=window),
+        held = held_out_accuracy(net, x, y, held_idx, heads, video=video, input_size=input_size, window=window)
+        main, *others = heads
+        rows.append({"epoch": epoch + 1, "loss": loss_sum / seen, "acc": int(hits[0]) / seen, "val_acc": held[main],
+                     **{f"acc_{task}": int(hits[k + 1]) / seen for k, task in enumerate(others)},
+                     **{f"val_acc_{task}": held[task] for task in others},
                      "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0,
                      "cpu_s": time.process_time() - cpu0})
         log.info("%s epoch %d: loss %.3f acc %.3f held-out acc %.3f (%.0f s)", desc, epoch + 1, rows[-1]["loss"],
@@ -473,17 +504,17 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
 
 def _pretrain_standin(cfg: RunConfig, out: Path, key: dict[str, Any], *, progress: bool) -> None:
     """Train ``cfg.backbone`` (width ``cfg.width``) on the stand-in set; 10 % held out to report accuracy."""
-    x, y, names, video = _load_standin_data(cfg)
+    x, y, tasks, video = _load_standin_data(cfg)
     recipe = standin_recipe(cfg.preset, video=video)
     seed_everything(0)
     split = held_out_split(len(y))
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     net = backbones.build_backbone(cfg.backbone, width=cfg.width).to(device)
-    rows = fit_standin(net, x, y, split, len(names), recipe=recipe, video=video, input_size=cfg.input_size,
+    rows = fit_standin(net, x, y, split, heads_of(tasks), recipe=recipe, video=video, input_size=cfg.input_size,
                        progress=progress, desc=f"pretrain {cfg.backbone}")
     _save(out, net, rows, {
         "backbone": cfg.backbone, "width": cfg.width, "preset": cfg.preset, "input_size": cfg.input_size,
-        "source": _standin_source(cfg.pretrain, cfg.backbone), "classes": names,
+        "source": _standin_source(cfg.pretrain, cfg.backbone), "classes": tasks,
         "train_items": len(split[0]), "held_out_items": len(split[1]), **recipe, "cache_key": key,
     })
 
@@ -496,20 +527,22 @@ def held_out_split(n: int) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def held_out_accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, num_classes: int, *, video: bool,
-                      input_size: int, window: int | None = None, batch_size: int = 64) -> float:
-    """Top-1 accuracy on ``x[idx]`` in eval mode, centre crop (clips: their centre ``window`` frames)."""
+def held_out_accuracy(net: nn.Module, x: Tensor, y: Tensor, idx: Tensor, heads: dict[str, int], *, video: bool,
+                      input_size: int, window: int | None = None, batch_size: int = 64) -> dict[str, float]:
+    """Top-1 accuracy of each task on ``x[idx]`` in eval mode, centre crop (clips: their centre ``window``
+    frames); ``y`` holds one label column per task of ``heads``."""
     net.eval()
     device = next(net.parameters()).device
     norm = backbones.normalization(net.spec.name)
     tf = transforms.centre_transform(norm, input_size, backbones.scale_size(input_size))
     start = centre_start(x.shape[1], window) if video else None
-    hits = 0
+    hits = torch.zeros(len(heads), dtype=torch.long)  # per task
     for s in range(0, len(idx), batch_size):
         part = idx[s : s + batch_size].tolist()
         batch = torch.stack([_to_input(x[i], tf, video, window, start) for i in part]).to(device)
-        hits += int((_logits(net, batch, num_classes).argmax(1).cpu() == y[part]).sum())
-    return hits / max(len(idx), 1)
+        logits = _logits(net, batch, heads)
+        hits += torch.stack([(out.argmax(1).cpu() == y[part, k]).sum() for k, out in enumerate(logits)])
+    return {task: int(hits[k]) / max(len(idx), 1) for k, task in enumerate(heads)}
 
 
 def _save(out: Path, net: nn.Module, rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
@@ -653,7 +686,8 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
     width, size = weights.demo_shape(backbone, preset)
     recipe = weights.recipe_of(preset, backbone)
     size_of_set = weights.SET_PRESET[preset]
-    x, y, names = standin_set(size_of_set, video=video, progress=progress)
+    x, y, tasks = standin_set(size_of_set, video=video, progress=progress)
+    heads = heads_of(tasks)
     seed_everything(0)
     split = held_out_split(len(y))
     net = backbones.build_backbone(backbone, width=width)
@@ -663,13 +697,14 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
                "settings": _set_settings(size_of_set, video), "items": len(y)}
     key = {"backbone": backbone, "width": width, "input_size": size, "set": the_set, "recipe": recipe}
     state_path = Path(state_dir) / f"{name}.state"
-    rows = fit_standin(net, x, y, split, len(names), recipe=recipe, video=video, input_size=size,
+    rows = fit_standin(net, x, y, split, heads, recipe=recipe, video=video, input_size=size,
                        state_path=state_path, state_key=key, progress=progress, desc=f"stand-in {backbone}")
     # The held-out accuracy of what ships: the half-precision weights, loaded back into float32.
     shipped_state = _half(net.state_dict())
     net.load_state_dict(shipped_state)
-    top1 = held_out_accuracy(net, x, y, split[1], len(names), video=video, input_size=size,
+    top1 = held_out_accuracy(net, x, y, split[1], heads, video=video, input_size=size,
                              window=recipe.get("window") if video else None)
+    main, *others = tasks
     out = Path(out or weights.SHIPPED_DIR)
     data = _bytes_of(shipped_state)
     log_name = f"logs/{name.removesuffix('.pt')}.csv"
@@ -679,13 +714,17 @@ def retrain_standin(backbone: str, *, preset: str = "demo", out: Path | None = N
         "backbone": backbone, "pretrain_role": role, "width": width, "input_size": size,
         "normalization": weights.describe(backbones.normalization(backbone)), "set": the_set, "recipe": recipe,
         **training_notes(video, recipe),
-        "held_out_top1": top1, "train_items": len(split[0]), "held_out_items": len(split[1]), "classes": names,
+        "held_out_top1": top1[main], "train_items": len(split[0]), "held_out_items": len(split[1]),
+        "classes": tasks[main],
         "train_cpu_hours": sum(r.get("cpu_s", 0.0) for r in rows) / 3600,
         "train_wall_hours": sum(r["time_s"] for r in rows) / 3600,
         "log": log_name, "log_sha256": hashlib.sha256(log_text.encode()).hexdigest(), "torch": torch.__version__,
     }
+    if others:  # the motion clips' object labels
+        entry["other_tasks"] = {t: {"classes": tasks[t], "held_out_top1": top1[t]} for t in others}
     weights.ship(out, entry, data, log_text)
-    log.info("%s: held-out top-1 %.1f %% (half precision), %.2f CPU-hours, %.1f MiB", out / name, 100 * top1,
+    log.info("%s: held-out top-1 %s (half precision), %.2f CPU-hours, %.1f MiB", out / name,
+             ", ".join(f"{t} {100 * a:.1f} %" for t, a in top1.items()),
              entry["train_cpu_hours"], len(data) / 2**20)
     return entry
 

@@ -7,7 +7,7 @@ or motion clips (R(2+1)D, in IG-65M + Kinetics' role). Like a published checkpoi
 for as long as it needs (``python -m egolib.pretrain train``, ``make weights``), and shipped as a file, its SHA-256,
 and the recipe and numbers that made it, in the spirit of torchvision's weights metadata:
 
-    weights/manifest.json                                one entry per file (``ENTRY_FIELDS``)
+    weights/manifest.json                                one entry per file (``ENTRY_FIELDS``, ``OPTIONAL_FIELDS``)
     weights/standin-<backbone>-w<width>-<size>px.pt      the backbone's state dict, floats in half precision
                                                          (BatchNorm running statistics in float32, files
                                                          shipped since BN-Inception's: see the entry's dtype)
@@ -78,6 +78,9 @@ EPOCHS_OF: dict[str, dict[str, int]] = {"demo": {"res34": 50}}
 ENTRY_FIELDS = ("file", "sha256", "bytes", "dtype", "backbone", "pretrain_role", "width", "input_size",
                 "normalization", "set", "recipe", "schedule", "augmentation", "held_out_top1", "train_items",
                 "held_out_items", "classes", "train_cpu_hours", "train_wall_hours", "log", "log_sha256", "torch")
+# Present where the stand-in learnt more than one task (the motion clips' moving object): task -> its class names
+# and held-out top-1. ``classes`` and ``held_out_top1`` are the main task's.
+OPTIONAL_FIELDS = ("other_tasks",)
 
 
 class WeightFileError(RuntimeError):
@@ -175,8 +178,11 @@ def describe(norm: Any) -> dict[str, Any]:
 
 
 def table(folder: Path | None = None) -> pd.DataFrame:
-    """The shipped weights: file, MiB, held-out top-1 (%), CPU-hours, epochs."""
+    """The shipped weights: file, MiB, held-out top-1 (%) of the main task and of any other, CPU-hours, epochs."""
     rows = [{"file": name, "backbone": e["backbone"], "set": e["set"]["generator"], "MiB": e["bytes"] / 2**20,
-             "held-out top-1 (%)": 100 * e["held_out_top1"], "CPU-hours": e["train_cpu_hours"],
-             "epochs": e["recipe"]["epochs"]} for name, e in read_manifest(folder).items()]
+             "held-out top-1 (%)": 100 * e["held_out_top1"],
+             "other tasks, held-out top-1 (%)": ", ".join(f"{task} {100 * t['held_out_top1']:.1f}"
+                                                          for task, t in e.get("other_tasks", {}).items()),
+             "CPU-hours": e["train_cpu_hours"], "epochs": e["recipe"]["epochs"]}
+            for name, e in read_manifest(folder).items()]
     return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from egolib import pretrain, runs, synthetic, train
+from egolib import backbones, pretrain, runs, synthetic, train
 from egolib.config import RunConfig
 
 
@@ -121,3 +121,31 @@ def test_the_demo_stand_ins_train_longer_than_the_preset_recipe_says():
     assert min(objects["epochs"], motion["epochs"]) > recipe["epochs"]
     for video in (False, True):  # the other presets keep their epochs
         assert pretrain.standin_recipe("smoke", video=video) == pretrain.STANDIN_RECIPES["smoke"]
+
+
+def test_a_stand_in_set_made_by_an_older_generator_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = Path("data/motion-smoke")
+    old = dict(synthetic.MOTION_PRESETS["smoke"])
+    old.pop("labels")  # the motion-only clips, before they named the object that moves
+    path.mkdir(parents=True)
+    runs.write_json(path / synthetic.MANIFEST, {"dataset": "SynthMotion", "preset": "smoke", "seed": 0,
+                                                "generator_version": synthetic.GENERATOR_VERSION, "size": old})
+    x, y, tasks = pretrain.standin_set("smoke", video=True, progress=False)
+    assert y.shape == (len(x), 2) and list(tasks) == ["motion", "object"]
+    assert runs.read_json(path / synthetic.MANIFEST)["size"] == synthetic.MOTION_PRESETS["smoke"]
+    other = Path("data/objects-smoke")  # a folder some other generator made is refused, never deleted
+    other.mkdir(parents=True)
+    runs.write_json(other / synthetic.MANIFEST, {"dataset": "SynthKitchens", "size": {}})
+    with pytest.raises(ValueError, match="other arguments"):
+        pretrain.standin_set("smoke", video=False, progress=False)
+    assert (other / synthetic.MANIFEST).is_file()
+
+
+def test_the_motion_stand_in_learns_the_motion_and_the_object_that_moves():
+    net = backbones.build_backbone("r2p1d34", width=0.125)
+    x = torch.randn(2, 3, 3, 64, 64)  # (N, C, L, H, W)
+    motion, objects = pretrain._logits(net, x, {"motion": 14, "object": 40})
+    assert motion.shape == (2, 14) and objects.shape == (2, 40)
+    whole = getattr(net, net.spec.classifier)(backbones.forward_features(net, x).mean((2, 3)))
+    assert torch.equal(torch.cat([motion, objects], 1), whole[:, :54])  # two slices of the one classifier

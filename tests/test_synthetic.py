@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from egolib import epic
@@ -328,6 +329,11 @@ def test_object_images_and_motion_clips(tmp_path):
     clips_dir = S.generate_motion_clips(tmp_path / "motion", preset="smoke", seed=0, progress=False)
     clips, labels, names = S.load_motion_clips(clips_dir)
     assert clips.shape == (4 * len(S.MOTIONS), 8, 3, 64, 64) and names == list(S.MOTIONS)
+    objects, object_names = S.load_motion_objects(clips_dir)
+    assert object_names == [c.name for c in S.object_classes()] and objects.shape == labels.shape
+    assert 0 <= int(objects.min()) and int(objects.max()) < len(object_names) and len(set(objects.tolist())) > 10
+    clip, obj = S.motion_clip(5, int(labels[5]), S.object_classes(), 64, 8, 0)  # the label is the object drawn
+    assert obj == int(objects[5]) and torch.equal(torch.from_numpy(clip), clips[5])
     moving = (clips[:, 1:].float() - clips[:, :-1].float()).abs().mean(dim=(1, 2, 3, 4))
     assert (moving > 0).all()  # every clip moves
     with pytest.raises(ValueError, match="other arguments"):
@@ -340,7 +346,7 @@ def test_stand_in_sets_are_deterministic(tmp_path, make, data):
     one = make(tmp_path / "one", preset="smoke", seed=0, progress=False)
     two = make(tmp_path / "two", preset="smoke", seed=0, progress=False)
     other = make(tmp_path / "other", preset="smoke", seed=1, progress=False)
-    for name in (data, "labels.npy", "classes.json"):
+    for name in (data, "labels.npy", "classes.json", *(["objects.npy"] if data == "clips.npy" else [])):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert (one / data).read_bytes() != (other / data).read_bytes()
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from egolib import backbones, pretrain, runs, train, weights
+from egolib import backbones, pretrain, runs, synthetic, train, weights
 from egolib.config import RunConfig
 
 MIB = 2**20
@@ -33,7 +33,7 @@ def test_every_shipped_file_matches_its_manifest_entry():
         assert path.stat().st_size == entry["bytes"] and runs.sha256_file(path) == entry["sha256"]
         log = weights.SHIPPED_DIR / entry["log"]
         assert runs.sha256_file(log) == entry["log_sha256"]
-        assert set(entry) == set(weights.ENTRY_FIELDS)
+        assert set(weights.ENTRY_FIELDS) <= set(entry) <= set(weights.ENTRY_FIELDS + weights.OPTIONAL_FIELDS)
         assert (entry["width"], entry["input_size"]) == weights.demo_shape(entry["backbone"])
         assert len(pd.read_csv(log)) == entry["recipe"]["epochs"]
         assert entry["recipe"] == weights.recipe_of("demo", entry["backbone"])  # what `make weights` would train
@@ -46,7 +46,8 @@ def test_the_retrain_command_writes_a_loadable_file_and_its_manifest_entry(smoke
     manifest = weights.read_manifest(out)
     assert set(manifest) == {weights.file_name(b, *weights.demo_shape(b, "smoke")) for b in ("res34", "r2p1d34")}
     for name, entry in manifest.items():
-        assert set(entry) == set(weights.ENTRY_FIELDS) and entry["file"] == name
+        assert set(weights.ENTRY_FIELDS) <= set(entry) <= set(weights.ENTRY_FIELDS + weights.OPTIONAL_FIELDS)
+        assert entry["file"] == name
         assert weights.verified(out / name, entry) == out / name
         state = torch.load(out / name, weights_only=True)
         assert {v.dtype for k, v in state.items() if v.is_floating_point() and "running" not in k} == {torch.float16}
@@ -57,7 +58,15 @@ def test_the_retrain_command_writes_a_loadable_file_and_its_manifest_entry(smoke
         log = pd.read_csv(out / entry["log"])
         assert list(log["epoch"]) == list(range(1, entry["recipe"]["epochs"] + 1))
         assert 0.0 <= entry["held_out_top1"] <= 1.0 and entry["held_out_items"] > 0
-    assert manifest[weights.file_name("r2p1d34", 0.125, 64)]["recipe"]["window"] == 3
+    motion = manifest[weights.file_name("r2p1d34", 0.125, 64)]
+    assert motion["recipe"]["window"] == 3
+    # The motion stand-in also learns which object moves: its second task, logged and held out like the first.
+    assert motion["classes"] == list(synthetic.MOTIONS) and "other_tasks" not in manifest[weights.file_name(
+        "res34", *weights.demo_shape("res34", "smoke"))]
+    objects = motion["other_tasks"]["object"]
+    assert objects["classes"] == [c.name for c in synthetic.object_classes()]
+    assert 0.0 <= objects["held_out_top1"] <= 1.0
+    assert {"acc_object", "val_acc_object"} <= set(pd.read_csv(out / motion["log"]).columns)
 
 
 def test_a_changed_byte_or_a_missing_file_is_refused_by_name(smoke_weights, tmp_path):
