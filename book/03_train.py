@@ -85,6 +85,7 @@ egoaco_clone: str = "top_stage"  # EgoACO: clone the top conv stage three times,
 lsta_memory: Optional[int] = None  # LSTA memory channels (paper: 512)
 lsta_pool: Optional[int] = None  # LSTA output-pooling classes (paper: 300)
 stage1_feature_views: Optional[int] = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
+stage2_trunk_views: Optional[int] = None  # EgoACO stage 2: augmented views per clip cached as trunk maps (0: off)
 val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
 device: str = "auto"  # auto | cpu | cuda
 channels_last: str = "auto"  # auto (on CUDA only) | on | off: channels-last convolution weights

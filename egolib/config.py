@@ -112,6 +112,7 @@ class RunConfig:
     lsta_memory: int | None = None  # LSTA memory channels (paper: 512)
     lsta_pool: int | None = None  # LSTA output-pooling classes (paper: 300)
     stage1_feature_views: int | None = None  # EgoACO stage 1: augmented views per clip cached as backbone maps (0: off)
+    stage2_trunk_views: int | None = None  # EgoACO stage 2: augmented views per clip cached as trunk maps (0: off)
     val_curve: bool = False  # score the validation split after every epoch (data_root: a carved validation set)
     device: str = "auto"  # auto | cpu | cuda
     channels_last: str = "auto"  # auto (on CUDA only) | on | off: channels-last convolution weights
@@ -177,12 +178,15 @@ class RunConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "epochs_stage2", "epochs_stage3", "warmup_epochs", "num_workers",
-                     "stage1_feature_views"):
+                     "stage1_feature_views", "stage2_trunk_views"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.stage1_feature_views and self.stages == 1:
             raise ValueError(f"stage1_feature_views caches the frozen backbone of EgoACO's stage 1; {self.method} "
                              "trains its backbone from the first epoch: set it to 0")
+        if self.stage2_trunk_views and (self.stages == 1 or self.egoaco_clone != "top_stage"):
+            raise ValueError("stage2_trunk_views caches the trunk below EgoACO's cloned top stages, frozen at stage 2; "
+                             f"{self.method} with egoaco_clone={self.egoaco_clone!r} trains it: set it to 0")
         if self.test_clips not in (1, 2):
             raise ValueError(f"test_clips must be 1 (segment centres) or 2 (+ segment starts), got {self.test_clips}")
         if not 0 < self.width <= 4:
@@ -373,6 +377,7 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
             "lsta_memory": 512,
             "lsta_pool": 300,
             "stage1_feature_views": 0,  # the report's fresh augmentation every epoch (and 28 GB per cached view)
+            "stage2_trunk_views": 0,
         }
     if cfg.preset == "demo":
         # R(2+1)D sees 3-frame snippets (3x the frames), so it gets 64 px, as the report gives it 112 px against 224
@@ -397,6 +402,7 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
             "lsta_memory": 128,
             "lsta_pool": 75,
             "stage1_feature_views": 8 if egoaco else 0,  # 8 augmented views per clip, read in turn by 20 epochs
+            "stage2_trunk_views": 0,
         }
     # smoke
     return common | {
@@ -415,6 +421,8 @@ def _preset_defaults(cfg: RunConfig) -> dict[str, Any]:
         "lsta_memory": 32,
         "lsta_pool": 16,
         "stage1_feature_views": 1 if egoaco else 0,  # stage 1's one epoch: exactly the view of an uncached run
+        # stage 2's one epoch reads that view again (the path, tested); "fc" mode trains the trunk's top at stage 2
+        "stage2_trunk_views": 1 if egoaco and cfg.egoaco_clone == "top_stage" else 0,
     }
 
 

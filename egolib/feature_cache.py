@@ -1,4 +1,4 @@
-"""Stage-1 feature cache: the frozen backbone's maps of K augmented views of every training clip, computed once.
+"""Feature caches: the frozen backbone's maps of K augmented views of every training clip, computed once.
 
 At EgoACO's stage 1 the backbone (the shared trunk and the cloned top stages) is frozen and its BatchNorm layers
 stay in eval mode (``egolib.models.StagedModel.train``); nothing in it draws random numbers. The branch maps of a
@@ -22,6 +22,16 @@ again, never read. The run removes it when stage 1 ends.
 Cost: ``clips x K x T x C' x h x w x 2`` bytes, in memory while stage 1 trains and on disk until it ends (the
 demo's EgoACO ResNet-34, width 1/4, 80 px: 720 clips x 8 views x 8 frames x 128 x 3 x 3 x 2 bytes = 106 MB); the
 build is K epochs of decoding, augmenting and running the backbone, without the rest of the model.
+
+Stage 2 (``stage2_trunk_views``). Stage 2 trains the cloned tops, but the shared trunk below them (conv1 to conv4_x
+of a ResNet, the Inception layers below the top stage, and their GSM gates) stays frozen, its BatchNorm in eval
+mode: its output depends on the augmented clip alone as well. ``stage2_trunk.pt`` holds that output
+(``EgoACO.trunk_maps``) for K views, drawn as above; stage-2 epoch g (counted over all stages) reads view g mod K and
+runs the cloned tops, LSTA, the attention and the head on it, forward and backward. With K at least the epochs of
+stages 1 and 2, every stage-2 epoch reads the view an uncached run draws; with fewer it repeats K augmentations.
+Built in the same pass as the stage-1 maps when both caches hold the same views; removed when stage 2 ends. Only
+with cloned tops: in "fc" mode stage 2 trains the top stage itself. Its key hashes the trunk's weights alone, so
+that a run resumed in stage 2 (its tops trained since) still reads it.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from egolib.progress import tqdm
 log = logging.getLogger(__name__)
 
 FILE = "stage1_features.pt"
+TRUNK_FILE = "stage2_trunk.pt"
 STORED_DTYPE = torch.float16
 BRANCHES = ("act", "obj", "ctx")
 
@@ -52,11 +63,12 @@ BRANCHES = ("act", "obj", "ctx")
 # What makes the maps
 
 
-def frozen_hash(model: EgoACO) -> str:
-    """SHA-256 of the weights and buffers that make the branch maps (the backbone and the cloned tops)."""
+def frozen_hash(model: EgoACO, parts: tuple[str, ...] = ("backbone.", "tops.")) -> str:
+    """SHA-256 of the weights and buffers that make the branch maps (the backbone and the cloned tops), or with
+    ``parts=("backbone.",)`` the trunk maps (the cloned top stage is not in the backbone)."""
     digest = hashlib.sha256()
     state = model.state_dict()
-    for name in sorted(k for k in state if k.startswith(("backbone.", "tops."))):
+    for name in sorted(k for k in state if k.startswith(parts)):
         digest.update(name.encode())
         digest.update(state[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
@@ -92,8 +104,10 @@ class _Views(Dataset):
 
 @torch.no_grad()
 def build(model: EgoACO, draw: Callable[[int, int], dict[str, Any]], clips: int, views: int, *, batch_size: int,
-          device: torch.device, num_workers: int = 0, progress: bool = True) -> dict[str, Tensor]:
-    """The branch maps of ``views`` augmented views of every training clip, through the frozen stage-1 backbone.
+          device: torch.device, num_workers: int = 0, progress: bool = True,
+          parts: tuple[str, ...] = ("maps",)) -> dict[str, Tensor]:
+    """The branch maps (``parts`` "maps") and the shared trunk's maps ("trunk") of ``views`` augmented views of
+    every training clip, through the frozen stage-1 backbone.
 
     Args:
         model: the EgoACO model; it is put at stage 1 in training mode (frozen BatchNorm in eval mode).
@@ -105,35 +119,44 @@ def build(model: EgoACO, draw: Callable[[int, int], dict[str, Any]], clips: int,
         device: where the backbone runs.
         num_workers: DataLoader workers that decode and augment.
         progress: show a progress bar.
+        parts: what to keep, "maps" and / or "trunk".
 
     Returns:
-        ``dict(maps=(N, K, G, T, C', h, w) float16, labels=(N, 3) int64 verb/noun/action, which=(3,) int64)``:
-        G distinct branch maps, ``which[b]`` the one branch b reads (``distinct_branches``).
+        ``dict(maps=(N, K, G, T, C', h, w) float16, which=(3,) int64, trunk=(N, K, T, C'', h', w') float16,
+        labels=(N, 3) int64 verb/noun/action)`` with the parts asked for: G distinct branch maps, ``which[b]`` the
+        one branch b reads (``distinct_branches``); the trunk maps of 3D backbones have a time axis more.
     """
     if views < 1:
         raise ValueError(f"the feature cache needs at least one view per clip, got {views}")
+    if not parts or set(parts) - {"maps", "trunk"}:
+        raise ValueError(f"the feature cache keeps 'maps' and / or 'trunk', not {parts!r}")
     model.set_stage(1)
     model.train()  # as stage 1 trains: the frozen BatchNorm layers in eval mode
     which = distinct_branches(model)
     G = max(which) + 1
-    maps: Tensor | None = None
+    kept: dict[str, Tensor] = {}
     labels = torch.empty(clips, 3, dtype=torch.int64)
     # the DataLoader's iterator draws a seed from torch's global RNG: fork it, so that training's dropout draws
     # are those of an uncached run
     with torch.random.fork_rng(devices=[]):
         loader = DataLoader(_Views(draw, clips, views), batch_size=batch_size, shuffle=False, num_workers=num_workers)
         for batch in tqdm(loader, desc="stage 1 feature cache", disable=not progress, leave=False, mininterval=1.0):
-            branch = model.branch_maps(batch["clip"].to(device))  # 3 x (B, T, C', h, w)
-            z = torch.stack(branch[:G], 1).to("cpu", STORED_DTYPE)  # (B, G, T, C', h, w)
-            if not torch.isfinite(z).all():
-                raise ValueError(f"branch maps exceed the float16 range (largest magnitude "
-                                 f"{max(m.abs().max().item() for m in branch):.4g}): the feature cache cannot hold "
-                                 "them; set stage1_feature_views=0")
-            if maps is None:
-                maps = torch.empty(clips, views, *z.shape[1:], dtype=STORED_DTYPE)
-            maps[batch["index"], batch["view"]] = z
+            trunk = model.trunk_maps(batch["clip"].to(device))  # (B, T, C'', [t,] h', w')
+            made = {"trunk": trunk}
+            if "maps" in parts:
+                made["maps"] = torch.stack(model.branch_maps(trunk=trunk)[:G], 1)  # (B, G, T, C', h, w)
+            for part in parts:
+                z = made[part].to("cpu", STORED_DTYPE)
+                if not torch.isfinite(z).all():
+                    option = "stage1_feature_views" if part == "maps" else "stage2_trunk_views"
+                    raise ValueError(f"{part} maps exceed the float16 range (largest magnitude "
+                                     f"{made[part].abs().max().item():.4g}): the feature cache cannot hold them; "
+                                     f"set {option}=0")
+                if part not in kept:
+                    kept[part] = torch.empty(clips, views, *z.shape[1:], dtype=STORED_DTYPE)
+                kept[part][batch["index"], batch["view"]] = z
             labels[batch["index"]] = torch.stack([batch[t] for t in ("verb", "noun", "action")], 1)
-    return {"maps": maps, "labels": labels, "which": torch.tensor(which)}
+    return kept | {"labels": labels} | ({"which": torch.tensor(which)} if "maps" in parts else {})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -156,7 +179,15 @@ def read(path: str | Path, key: dict[str, Any]) -> dict[str, Tensor] | None:
     if not isinstance(data, dict) or data.get("key") != key:
         log.warning("%s was made for another run, code, backbone or number of views: built again", path)
         return None
-    return {k: data[k] for k in ("maps", "labels", "which")}
+    return {k: v for k, v in data.items() if k != "key"}
+
+
+def save(path: str | Path, key: dict[str, Any], cache: dict[str, Tensor], seconds: float) -> None:
+    """Write ``cache`` to ``path`` with ``key`` (atomically, its SHA-256 recorded)."""
+    runs.save_torch(path, {"key": key, **cache})
+    part = cache["maps"] if "maps" in cache else cache["trunk"]
+    log.info("%s: %d clips x %d views, %.1f MB, built in %.1f s", path, part.shape[0], part.shape[1],
+             part.numel() * part.element_size() / 1e6, seconds)
 
 
 def ensure(path: str | Path, key: dict[str, Any], make: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -165,15 +196,12 @@ def ensure(path: str | Path, key: dict[str, Any], make: Callable[[], dict[str, T
     if cache is None:
         t0 = time.perf_counter()
         cache = make()
-        runs.save_torch(path, {"key": key, **cache})
-        log.info("%s: %d clips x %d views, %.1f MB, built in %.1f s", path, cache["maps"].shape[0],
-                 cache["maps"].shape[1], cache["maps"].numel() * cache["maps"].element_size() / 1e6,
-                 time.perf_counter() - t0)
+        save(path, key, cache, time.perf_counter() - t0)
     return cache
 
 
 def remove(path: str | Path) -> None:
-    """Delete the cache file and its hash record (stage 1 is over)."""
+    """Delete the cache file and its hash record (its stage is over)."""
     path = Path(path)
     for p in (path, path.with_name(path.name + runs.HASH_SUFFIX)):
         p.unlink(missing_ok=True)
@@ -184,14 +212,17 @@ def remove(path: str | Path) -> None:
 
 
 class CachedViews(Dataset):
-    """Stage-1 training items read from the cache: at epoch e, view ``e mod K`` of each clip.
+    """Training items read from a cache: at epoch e, view ``e mod K`` of each clip.
 
-    Items are dicts ``maps`` ``(3, T, C', h, w)`` float32 (act, obj, ctx) and ``verb``, ``noun``, ``action`` (ints);
-    the default collate makes ``maps`` a ``(B, 3, T, C', h, w)`` batch.
+    Items are dicts ``maps`` ``(3, T, C', h, w)`` float32 (act, obj, ctx; a stage-1 cache) or ``trunk``
+    ``(T, C'', [t,] h', w')`` float32 (a stage-2 cache), and ``verb``, ``noun``, ``action`` (ints); the default
+    collate makes batches of them.
     """
 
     def __init__(self, cache: dict[str, Tensor]) -> None:
-        self.maps, self.labels, self.which = cache["maps"], cache["labels"], cache["which"]
+        self.part = "maps" if "maps" in cache else "trunk"
+        self.maps, self.labels = cache[self.part], cache["labels"]
+        self.which = cache.get("which")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -203,4 +234,5 @@ class CachedViews(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         k = self.epoch % self.maps.shape[1]
         verb, noun, action = self.labels[i].tolist()
-        return {"maps": self.maps[i, k, self.which].float(), "verb": verb, "noun": noun, "action": action}
+        view = self.maps[i, k] if self.which is None else self.maps[i, k, self.which]
+        return {self.part: view.float(), "verb": verb, "noun": noun, "action": action}

@@ -286,60 +286,85 @@ class EgoACO(StagedModel):
             heads = [*(getattr(self.backbone, n) for n in self.top_names), *dictionaries]
         return [new, heads, [getattr(self.backbone, n) for n in self.stage3]]
 
-    def branch_maps(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The three branches' feature maps.
+    def trunk_maps(self, x: Tensor) -> Tensor:
+        """The shared trunk's output (what the cloned top stages read), per clip.
 
         Args:
             x: ``(B, T*L, C, H, W)``.
 
         Returns:
-            ``(X_act, X_obj, X_ctx)``, each ``(B, T, C', h, w)``.
+            ``(B, T, C'', h', w')`` (3D backbones ``(B, T, C'', t, h', w')``).
         """
         B, T = self.segments(x)
         z = backbones.run_children(self.backbone, self.shared,
                                    fold_clip(x, self.snippet_length, self.backbone.spec.is_3d))
+        return z.view(B, T, *z.shape[1:])  # (B*T, ...) -> (B, T, ...)
+
+    def branch_maps(self, x: Tensor | None = None, *, trunk: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The three branches' feature maps.
+
+        Args:
+            x: ``(B, T*L, C, H, W)``.
+            trunk: the clip's ``trunk_maps`` computed earlier, in place of ``x`` (``egolib.feature_cache``).
+
+        Returns:
+            ``(X_act, X_obj, X_ctx)``, each ``(B, T, C', h, w)``.
+        """
+        if trunk is None:
+            trunk = self.trunk_maps(x)
+        B, T = trunk.shape[:2]
+        z = trunk.reshape(B * T, *trunk.shape[2:])  # (B, T, ...) -> (B*T, ...)
         if self.tops is None:
             maps = (backbones.squeeze_time(z),) * 3
         else:
             maps = tuple(backbones.squeeze_time(self.tops[k](z)) for k in ("act", "obj", "ctx"))
         return tuple(m.view(B, T, *m.shape[1:]) for m in maps)  # (B*T, C', h, w) -> (B, T, C', h, w)
 
-    def descriptors(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None
-                    ) -> dict[str, Tensor]:
+    def descriptors(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None,
+                    trunk: Tensor | None = None) -> dict[str, Tensor]:
         """The three clip descriptors and their attention maps.
 
         Args:
             x: ``(B, T*L, C, H, W)``.
             maps: ``branch_maps`` of the clip computed earlier, in place of ``x`` (``egolib.feature_cache``);
                 only at stage 1, where nothing that makes them trains.
+            trunk: ``trunk_maps`` of the clip computed earlier, in place of ``x``; only at stages 1 and 2, where
+                the shared trunk is frozen, and with cloned tops (in "fc" mode stage 2 trains the top stage, which
+                is part of the trunk).
 
         Returns:
             ``dict(act=(B, M), obj=(B, C'), ctx=(B, C'), att_act=, att_obj=, att_ctx=)`` with attention maps
             ``(B, T, h, w)``, each summing to 1 over ``h*w``.
         """
-        if (x is None) == (maps is None):
-            raise ValueError("give EgoACO either a clip x or its branch maps, not both or neither")
-        if maps is not None and getattr(self, "stage", 1) != 1:
+        if sum(v is not None for v in (x, maps, trunk)) != 1:
+            raise ValueError("give EgoACO one of a clip x, its branch maps or its trunk maps")
+        stage = getattr(self, "stage", 1)
+        if maps is not None and stage != 1:
             raise ValueError(f"branch maps computed earlier stand in for the clip only at stage 1 (the backbone "
-                             f"and the cloned tops frozen); this model is at stage {self.stage}")
-        x_act, x_obj, x_ctx = self.branch_maps(x) if maps is None else maps
+                             f"and the cloned tops frozen); this model is at stage {stage}")
+        if trunk is not None and (stage > 2 or self.tops is None):
+            raise ValueError(f"trunk maps computed earlier stand in for the clip only at stages 1 and 2 with cloned "
+                             f"tops (the shared trunk frozen); this model is at stage {stage}"
+                             + ("" if self.tops is not None else ", in 'fc' mode"))
+        x_act, x_obj, x_ctx = self.branch_maps(x, trunk=trunk) if maps is None else maps
         d_act, att_act = self.lsta(x_act)
         d_obj, att_obj = self.obj_pool(x_obj)
         d_ctx, att_ctx = self.ctx_pool(x_ctx)
         return {"act": d_act, "obj": d_obj, "ctx": d_ctx, "att_act": att_act, "att_obj": att_obj, "att_ctx": att_ctx}
 
-    def forward(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None
-                ) -> dict[str, Tensor]:
+    def forward(self, x: Tensor | None = None, *, maps: tuple[Tensor, Tensor, Tensor] | None = None,
+                trunk: Tensor | None = None) -> dict[str, Tensor]:
         """Logits.
 
         Args:
             x: ``(B, T*L, C, H, W)`` float.
             maps: at stage 1, the clip's ``branch_maps`` (three ``(B, T, C', h, w)``) in place of ``x``.
+            trunk: at stages 1 and 2, the clip's ``trunk_maps`` in place of ``x``.
 
         Returns:
             ``dict(verb=(B, V), noun=(B, N), action=(B, A))``.
         """
-        d = self.descriptors(x, maps=maps)
+        d = self.descriptors(x, maps=maps, trunk=trunk)
         act, obj, ctx = (self.dropout(d[k]) for k in ("act", "obj", "ctx"))
         everything = torch.cat([act, obj, ctx], 1)  # (B, M + 2C')
         if self.wiring == "report":

@@ -21,8 +21,9 @@ epoch and ends where an uninterrupted run ends, and N processes see the same cli
 N-times larger batch.
 
 EgoACO's stage 1 may read its clips as the frozen backbone's maps of K views drawn once (``stage1_feature_views``,
-``egolib.feature_cache``): view k is the clip of epoch k, epoch e reads view e mod K, and the cache's own loader
-leaves the global RNG where an uncached run leaves it.
+``egolib.feature_cache``), and its stage 2 as the frozen shared trunk's maps (``stage2_trunk_views``): view k is the
+clip of epoch k, epoch e reads view e mod K, and the caches' own loader leaves the global RNG where an uncached run
+leaves it.
 """
 
 from __future__ import annotations
@@ -513,12 +514,12 @@ def _check_run_folder(cfg: RunConfig) -> None:
 
 def recipe_record(cfg: RunConfig) -> dict[str, Any]:
     """The training recipe as ``config.json`` lists it: each stage's epochs, peak learning rate, warm-up epochs and
-    what it trains, with the optimiser, the batch size, input size, segments and the stage-1 feature cache (its
-    views per clip)."""
+    what it trains, with the optimiser, the batch size, input size, segments and the stage-1 and stage-2 feature
+    caches (their views per clip)."""
     return {"stages": [dataclasses.asdict(s) for s in recipe(cfg)], "optimizer": cfg.optimizer,
             "batch_size": cfg.batch_size,
             "input_size": cfg.input_size, "num_segments": cfg.num_segments,
-            "stage1_feature_views": cfg.stage1_feature_views}
+            "stage1_feature_views": cfg.stage1_feature_views, "stage2_trunk_views": cfg.stage2_trunk_views}
 
 
 def data_record(root: str | Path) -> dict[str, Any]:
@@ -545,12 +546,14 @@ def _train_step(
     cfg: RunConfig,
     device: torch.device,
 ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
-    """One optimiser step on a batch of clips, or of their cached stage-1 branch maps; returns the loss, its parts
-    and the logits (detached)."""
+    """One optimiser step on a batch of clips, or of their cached stage-1 branch maps or stage-2 trunk maps;
+    returns the loss, its parts and the logits (detached)."""
     labels = {t: batch[t].to(device, non_blocking=True) for t in TASKS}
     with _autocast(device):
         if "maps" in batch:  # (B, 3, T, C', h, w) -> act, obj, ctx maps, each (B, T, C', h, w)
             out = net(maps=batch["maps"].to(device, non_blocking=True).unbind(1))
+        elif "trunk" in batch:  # (B, T, C'', [t,] h', w')
+            out = net(trunk=batch["trunk"].to(device, non_blocking=True))
         else:
             out = net(batch["clip"].to(device, non_blocking=True))  # (B, T*L, C, H, W)
     loss, parts = multitask_loss(out, labels)
@@ -663,8 +666,7 @@ def _fit_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> nn.Module:
             "lower batch_size"
         )
     _run_stages(cfg, model, loader, dist, pre, ckpt, progress=progress, started=started,
-                stage1_loader=_stage1_loader(cfg, model, train_set, dist, ckpt, progress=progress),
-                monitor=monitor)
+                cached=_cached_loaders(cfg, model, train_set, dist, ckpt, progress=progress), monitor=monitor)
     _barrier(dist)
     return _unwrap(model)
 
@@ -677,32 +679,52 @@ def _train_loader(dataset: Dataset, cfg: RunConfig, dist: Dist, num_workers: int
                       pin_memory=dist.device.type == "cuda")
 
 
-def _stage1_loader(cfg: RunConfig, model: nn.Module, train_set: SeededClips, dist: Dist,
-                   ckpt: dict[str, Any] | None, *, progress: bool) -> DataLoader | None:
-    """Stage 1's batches from the feature cache (``egolib.feature_cache``): ``min(stage1_feature_views, epochs)``
-    views per clip, read back from the run folder's cache file or built by the main process; None when the option
-    is off or stage 1 has no epoch left."""
-    if not cfg.stage1_feature_views or cfg.stages == 1 or cfg.epochs == 0:
-        return None
-    if ckpt is not None and (ckpt["stage"], ckpt["epoch"]) >= (1, cfg.epochs):
-        return None
+# The feature caches of EgoACO's stages (``egolib.feature_cache``): stage -> (file, part, views option).
+CACHES = {1: (feature_cache.FILE, "maps", "stage1_feature_views"),
+          2: (feature_cache.TRUNK_FILE, "trunk", "stage2_trunk_views")}
+
+
+def _cached_loaders(cfg: RunConfig, model: nn.Module, train_set: SeededClips, dist: Dist,
+                    ckpt: dict[str, Any] | None, *, progress: bool) -> dict[int, DataLoader]:
+    """Stage 1's and stage 2's batches from their feature caches (``egolib.feature_cache``), for each stage whose
+    option is on and which has epochs left: the stage-1 branch maps of ``min(stage1_feature_views, epochs)`` views
+    per clip, the stage-2 trunk maps of ``stage2_trunk_views`` views. Each is read back from its file in the run
+    folder or built by the main process; both in one pass when both are built with the same number of views."""
     egoaco = _unwrap(model)
-    views = min(cfg.stage1_feature_views, cfg.epochs)
-    path = cfg.run_path / feature_cache.FILE
-    key = {"config": {k: v for k, v in cfg.to_dict().items() if k not in PLACEMENT_FIELDS},
-           "code_version": runs.code_version(), "frozen": feature_cache.frozen_hash(egoaco),
-           "clips": len(train_set), "views": views}
-    cache = None
+    done = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
+    base = {"config": {k: v for k, v in cfg.to_dict().items() if k not in PLACEMENT_FIELDS},
+            "code_version": runs.code_version(), "clips": len(train_set)}
+    wanted: dict[int, tuple[Path, dict[str, Any]]] = {}  # stage -> (file, key)
+    for stage, (name, _, option) in CACHES.items():
+        epochs = (cfg.epochs, cfg.epochs_stage2)[stage - 1]
+        if cfg.stages == 1 or not getattr(cfg, option) or epochs == 0 or done >= (stage, epochs):
+            continue
+        views = min(cfg.stage1_feature_views, cfg.epochs) if stage == 1 else cfg.stage2_trunk_views
+        frozen = feature_cache.frozen_hash(egoaco, ("backbone.", "tops.") if stage == 1 else ("backbone.",))
+        wanted[stage] = (cfg.run_path / name, base | {"frozen": frozen, "views": views})
+    caches: dict[int, dict[str, torch.Tensor] | None] = {}
     if dist.is_main:
-        cache = feature_cache.ensure(path, key, lambda: feature_cache.build(
-            egoaco, train_set.draw, len(train_set), views, batch_size=cfg.batch_size, device=dist.device,
-            num_workers=cfg.num_workers, progress=progress))
+        caches = {stage: feature_cache.read(path, key) for stage, (path, key) in wanted.items()}
+        missing = [stage for stage in wanted if caches[stage] is None]
+        groups = [missing] if len({wanted[s][1]["views"] for s in missing}) == 1 else [[s] for s in missing]
+        for group in (g for g in groups if g):
+            t0 = time.perf_counter()
+            built = feature_cache.build(egoaco, train_set.draw, len(train_set), wanted[group[0]][1]["views"],
+                                        batch_size=cfg.batch_size, device=dist.device, num_workers=cfg.num_workers,
+                                        progress=progress, parts=tuple(CACHES[s][1] for s in group))
+            for stage in group:
+                part = CACHES[stage][1]
+                caches[stage] = {k: v for k, v in built.items() if k in (part, "labels") or
+                                 (part == "maps" and k == "which")}
+                feature_cache.save(wanted[stage][0], wanted[stage][1], caches[stage], time.perf_counter() - t0)
     _barrier(dist)
-    if cache is None:
-        cache = feature_cache.read(path, key)
+    loaders = {}
+    for stage, (path, key) in wanted.items():
+        cache = caches.get(stage) or feature_cache.read(path, key)
         if cache is None:
-            raise RuntimeError(f"{path}: the main process wrote no stage-1 feature cache this process can read")
-    return _train_loader(feature_cache.CachedViews(cache), cfg, dist, num_workers=0)
+            raise RuntimeError(f"{path}: the main process wrote no stage-{stage} feature cache this process can read")
+        loaders[stage] = _train_loader(feature_cache.CachedViews(cache), cfg, dist, num_workers=0)
+    return loaders
 
 
 def _resumable_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -754,16 +776,18 @@ def _wrap_ddp(model: nn.Module, cfg: RunConfig, dist: Dist) -> nn.Module:
 
 def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist, pre: pretrain.Pretraining,
                 ckpt: dict[str, Any] | None, *, progress: bool, started: float,
-                stage1_loader: DataLoader | None = None,
+                cached: dict[int, DataLoader] | None = None,
                 monitor: Callable[[nn.Module], dict[str, float]] | None = None) -> None:
     """Stages -> epochs, from where ``ckpt`` stopped; a checkpoint and ``log.csv`` after every epoch.
 
     Each checkpoint records ``train_s``: the training time of every process that worked on the run so far (this
     one since ``started``, a ``time.perf_counter`` value, plus what the resumed checkpoint recorded).
-    ``stage1_loader`` (the feature cache's batches) replaces ``loader`` at stage 1; the cache file is removed when
-    stage 1 ends. ``monitor`` (``validation_monitor``) adds the validation split's top-1 to every epoch's row.
+    ``cached`` (stage -> the feature cache's batches) replaces ``loader`` at stages 1 and 2; a cache file is
+    removed when its stage ends. ``monitor`` (``validation_monitor``) adds the validation split's top-1 to every
+    epoch's row.
     """
     rows: list[dict[str, Any]] = list(ckpt["log"]) if ckpt is not None else []
+    cached = dict(cached or {})
     earlier_s = float(ckpt.get("train_s", 0.0)) if ckpt is not None else 0.0
     done_stage, done_epoch = (ckpt["stage"], ckpt["epoch"]) if ckpt is not None else (0, 0)
     scaler = torch.amp.GradScaler("cuda", enabled=dist.device.type == "cuda" and not torch.cuda.is_bf16_supported())
@@ -782,7 +806,7 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
             scheduler.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
         net = _wrap_ddp(model, cfg, dist) if first < stage.epochs else model
-        batches = stage1_loader if stage.index == 1 and stage1_loader is not None else loader
+        batches = cached.get(stage.index, loader)
         for epoch in range(first, stage.epochs):
             t0 = time.perf_counter()
             batches.sampler.set_epoch(global_epoch + epoch)
@@ -805,10 +829,10 @@ def _run_stages(cfg: RunConfig, model: nn.Module, loader: DataLoader, dist: Dist
                                  optimizers={"optimizer": opt, "scheduler": scheduler, "scaler": scaler},
                                  train_s=earlier_s + time.perf_counter() - started)
             _barrier(dist)
-        if batches is stage1_loader:  # stage 1 is over: its cache is no longer needed
-            stage1_loader = batches = None
+        if batches is not loader:  # the stage is over: its cache is no longer needed
+            del cached[stage.index], batches
             if dist.is_main:
-                feature_cache.remove(cfg.run_path / feature_cache.FILE)
+                feature_cache.remove(cfg.run_path / CACHES[stage.index][0])
         global_epoch += stage.epochs
     if dist.is_main and not (cfg.run_path / CHECKPOINT).exists():  # a run of 0 epochs: keep the initial weights
         _save_checkpoint(cfg.run_path, model, pre, rows, stage=0, epoch=0, train_s=time.perf_counter() - started)
