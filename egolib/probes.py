@@ -597,13 +597,17 @@ def gate_statistics(
 
 
 @torch.no_grad()
-def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None) -> pd.DataFrame:
+def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None,
+                    batch_size: int | None = None) -> pd.DataFrame:
     """Each EgoACO branch's attention peak against the active object's box, per frame of every test clip.
 
     Args:
         run: an EgoACO or GSM + EgoACO run on a data set with boxes (SynthKitchens).
         split: a labelled split: ``s1`` or ``s2`` (EPIC-55), ``validation`` (EPIC-100).
         limit: probe only the first ``limit`` clips (None: all).
+        batch_size: clips per forward pass (None: the run's training batch). In eval mode a clip's maps do not
+            depend on the batch it runs in (to float rounding), and a batch costs about a third per clip of
+            single clips on the CPU (``benchmarks/bench_levers.py``).
 
     Returns:
         One row per (clip, segment t) whose box is visible: ``uid, t, x0, y0, x1, y1`` (the box in fractions
@@ -615,24 +619,33 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None) -> p
     if run.boxes is None:
         raise ValueError(f"{run.data.root} has no {BOXES_CSV}: the attention probe needs the active-object boxes")
     n = len(run.dataset(split))
+    n = n if limit is None else min(n, limit)
+    batch_size = batch_size or run.cfg.batch_size
     rows = []
-    for i in range(n if limit is None else min(n, limit)):
-        pc = run.clip(split, i)
-        att = capture(run.model, pc.clip[None]).attention  # each (1, T, h, w)
-        vis = pc.visible
-        if not vis.any():
-            continue
-        row = {"uid": pc.uid, "t": np.flatnonzero(vis)}
-        for k, name in enumerate(("x0", "y0", "x1", "y1")):
-            row[name] = pc.boxes[vis, k]
-        for b in BRANCHES:
-            maps = att[b][0].numpy()[vis]  # (n_vis, h, w)
-            centres = peak_centres(maps)
-            row[f"peak_x_{b}"], row[f"peak_y_{b}"] = centres[:, 0], centres[:, 1]
-            row[f"hit_{b}"] = pointing_hits(maps, pc.boxes[vis])
-            row["h"], row["w"] = maps.shape[1:]
-        rows.append(pd.DataFrame(row))
+    for first in range(0, n, batch_size):
+        pcs = [run.clip(split, i) for i in range(first, min(first + batch_size, n))]
+        att = capture(run.model, torch.stack([pc.clip for pc in pcs])).attention  # each (B, T, h, w)
+        rows += [_pointing_rows(pc, {b: att[b][k].numpy() for b in BRANCHES}) for k, pc in enumerate(pcs)]
+    rows = [r for r in rows if r is not None]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _pointing_rows(pc: ProbeClip, att: dict[str, np.ndarray]) -> pd.DataFrame | None:
+    """``attention_probe``'s rows of one clip from its branches' maps (each ``(T, h, w)``); None when its box is
+    never visible."""
+    vis = pc.visible
+    if not vis.any():
+        return None
+    row = {"uid": pc.uid, "t": np.flatnonzero(vis)}
+    for k, name in enumerate(("x0", "y0", "x1", "y1")):
+        row[name] = pc.boxes[vis, k]
+    for b in BRANCHES:
+        maps = att[b][vis]  # (n_vis, h, w)
+        centres = peak_centres(maps)
+        row[f"peak_x_{b}"], row[f"peak_y_{b}"] = centres[:, 0], centres[:, 1]
+        row[f"hit_{b}"] = pointing_hits(maps, pc.boxes[vis])
+        row["h"], row["w"] = maps.shape[1:]
+    return pd.DataFrame(row)
 
 
 def baseline_hits(frames: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:

@@ -286,3 +286,26 @@ def test_probes_on_a_dataset_without_public_test_labels_say_so():
     run = probes.ProbeRun(Path("runs/egoaco-res34-imagenet-paper-s0"), None, HiddenLabels(), nn.Identity(), None)
     with pytest.raises(ValueError, match="no test split of its dataset has public labels"):
         _ = run.labelled_splits
+
+
+def test_the_attention_probe_in_batches_gives_the_rows_of_single_clips():
+    class Clips(probes.ProbeRun):  # six synthetic test clips, the box of one never visible
+        def dataset(self, split):
+            return range(6)
+
+        def clip(self, split, index):
+            g = torch.Generator().manual_seed(index)
+            boxes = np.tile([0.1, 0.2, 0.6, 0.7], (T, 1)) * (1 + 0.1 * index)
+            boxes[index % T] = np.nan
+            if index == 4:
+                boxes[:] = np.nan
+            return probes.ProbeClip(f"u{index}", 0, 0, torch.randn(T, 3, 64, 64, generator=g),
+                                    np.zeros((T, 64, 64, 3), np.uint8), boxes, list(range(T)))
+
+    cfg = RunConfig.from_params({"method": "egoaco", "backbone": "res34", "preset": "smoke"})
+    run = Clips(path=None, cfg=cfg, data=None, model=tiny("egoaco", "res34"), boxes=pd.DataFrame())
+    single = probes.attention_probe(run, "s1", batch_size=1)
+    batched = probes.attention_probe(run, "s1", batch_size=4)  # a full batch and a partial one
+    assert sorted(set(single.uid)) == ["u0", "u1", "u2", "u3", "u5"] and len(single) == 5 * (T - 1)
+    pd.testing.assert_frame_equal(batched, single)
+    assert len(probes.attention_probe(run, "s1", limit=2)) == 2 * (T - 1)
