@@ -494,8 +494,10 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
                      **{f"val_acc_{task}": held[task] for task in others},
                      "lr": opt.param_groups[0]["lr"], "time_s": time.perf_counter() - t0,
                      "cpu_s": time.process_time() - cpu0})
-        log.info("%s epoch %d: loss %.3f acc %.3f held-out acc %.3f (%.0f s)", desc, epoch + 1, rows[-1]["loss"],
-                 rows[-1]["acc"], rows[-1]["val_acc"], rows[-1]["time_s"])
+        log.info("%s epoch %d: loss %.3f acc %.3f held-out acc %.3f%s (%.0f s)", desc, epoch + 1, rows[-1]["loss"],
+                 rows[-1]["acc"], rows[-1]["val_acc"],
+                 "".join(f", {t} acc {rows[-1][f'acc_{t}']:.3f} held-out {held[t]:.3f}" for t in others),
+                 rows[-1]["time_s"])
         if state_path is not None:
             runs.save_torch(state_path, {"key": state_key, "model": net.state_dict(), "optimizer": opt.state_dict(),
                                          "schedule": sched.state_dict(), "rows": rows, "rng": rng_state()})
