@@ -392,9 +392,10 @@ def centre_start(frames: int, window: int | None) -> int:
     return 0 if window is None else max((frames - window) // 2, 0)
 
 
-# What a stand-in recipe leaves out (``fit_standin``): SGD, 10 % warm-up, no label smoothing, every frame of a clip.
+# What a stand-in recipe leaves out (``fit_standin``): SGD, 10 % warm-up, no label smoothing, every frame of a clip,
+# every task's loss from the first epoch.
 RECIPE_DEFAULTS: dict[str, Any] = {"optimizer": "sgd", "weight_decay": 5e-4, "label_smoothing": 0.0, "warmup": 0.1,
-                                   "window": None}
+                                   "window": None, "others_from_epoch": 1}
 
 
 def _optimizer(net: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimizer:
@@ -417,6 +418,9 @@ def training_notes(video: bool, recipe: dict[str, Any]) -> dict[str, str]:
         augmentation = f"{crop}, the same for every frame of {frames}; no flip (it would swap left and right)"
     else:
         augmentation = f"{crop}, random horizontal flip"
+    if r["others_from_epoch"] > 1:
+        schedule += (f"; the main task alone for the first {r['others_from_epoch'] - 1} epochs, the other tasks' "
+                     "losses added from then on")
     return {"schedule": schedule, "augmentation": augmentation}
 
 
@@ -430,7 +434,9 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
 
     The recipe: ``epochs``, ``batch_size``, ``lr``, ``clip_grad``; optional ``optimizer`` (sgd | adamw),
     ``weight_decay`` (5e-4), ``label_smoothing`` (0), ``warmup`` (fraction of the steps, 0.1) and, for motion clips,
-    ``window`` (frames per item: a random window in training, the centre one held out). Warm-up then cosine decay;
+    ``window`` (frames per item: a random window in training, the centre one held out) and, with several tasks,
+    ``others_from_epoch`` (1-based: the epoch from which the tasks after the main one add their losses; 1).
+    Warm-up then cosine decay;
     gradients clipped (deep narrow nets from scratch start with huge gradients).
 
     With ``state_path``, the model, optimiser, schedule, log rows and RNG state are saved there after every epoch
@@ -476,8 +482,9 @@ def fit_standin(net: nn.Module, x: Tensor, y: Tensor, split: tuple[Tensor, Tenso
             batch = torch.stack([_to_input(x[i], train_tf, video, window) for i in idx.tolist()]).to(device)
             target = y[idx].to(device)  # (B, tasks)
             logits = _logits(net, batch, heads)
+            tasks = len(logits) if epoch + 1 >= recipe["others_from_epoch"] else 1
             loss = sum(F.cross_entropy(out, target[:, k], label_smoothing=recipe["label_smoothing"])
-                       for k, out in enumerate(logits))
+                       for k, out in enumerate(logits[:tasks]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), recipe["clip_grad"])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from egolib import backbones, pretrain, runs, synthetic, train
+from egolib import backbones, pretrain, runs, synthetic, train, weights
 from egolib.config import RunConfig
 
 
@@ -149,3 +149,23 @@ def test_the_motion_stand_in_learns_the_motion_and_the_object_that_moves():
     assert motion.shape == (2, 14) and objects.shape == (2, 40)
     whole = getattr(net, net.spec.classifier)(backbones.forward_features(net, x).mean((2, 3)))
     assert torch.equal(torch.cat([motion, objects], 1), whole[:, :54])  # two slices of the one classifier
+
+
+def test_the_other_tasks_join_the_loss_from_their_epoch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y, tasks = pretrain.standin_set("smoke", video=True, progress=False)
+    heads = pretrain.heads_of(tasks)
+    split = pretrain.held_out_split(len(y))
+    recipe = weights.recipe_of("smoke", "r2p1d34") | {"epochs": 1, "batch_size": 8}
+    losses = {}
+    for start in (1, 2):  # both losses from epoch 1; the motion alone in epoch 1
+        torch.manual_seed(0)
+        net = backbones.build_backbone("r2p1d34", width=0.125)
+        rows = pretrain.fit_standin(net, x, y, split, heads, recipe=recipe | {"others_from_epoch": start}, video=True,
+                                    input_size=64, progress=False)
+        losses[start] = rows[0]["loss"]
+        assert {"acc_object", "val_acc_object"} <= set(rows[0])
+    # near chance: ln 14 + ln 40 = 6.3 for the two tasks, ln 14 = 2.6 for the motion alone
+    assert losses[1] > 5.0 and losses[2] < 4.0
+    assert "main task alone for the first 5 epochs" in pretrain.training_notes(
+        True, recipe | {"others_from_epoch": 6})["schedule"]
