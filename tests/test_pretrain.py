@@ -117,7 +117,7 @@ def test_the_demo_stand_ins_train_longer_than_the_preset_recipe_says():
     objects, motion = (pretrain.standin_recipe("demo", video=v) for v in (False, True))
     recipe = pretrain.STANDIN_RECIPES["demo"]
     assert objects == recipe | {"epochs": pretrain.OBJECT_EPOCHS["demo"]}
-    assert motion == recipe | {"epochs": pretrain.MOTION_EPOCHS["demo"]}
+    assert motion == recipe | {"epochs": pretrain.MOTION_EPOCHS["demo"], "others_from_epoch": 6}
     assert min(objects["epochs"], motion["epochs"]) > recipe["epochs"]
     for video in (False, True):  # the other presets keep their epochs
         assert pretrain.standin_recipe("smoke", video=video) == pretrain.STANDIN_RECIPES["smoke"]
