@@ -137,8 +137,9 @@ display(table)
 # ## Learning curves of the stand-ins
 #
 # Held-out accuracy is measured on 10 % of each stand-in set kept out of training (centre crop), for a shipped
-# stand-in from the log that the manifest lists beside its file. For `epic` the curve is the TSN model's training
-# accuracy on the training split (verbs).
+# stand-in from the log that the manifest lists beside its file; the motion stand-in's second curve is the object
+# that moves, and its loss jumps where that task's cross-entropy joins the sum. For `epic` the curve is the TSN
+# model's training accuracy on the training split (verbs).
 
 # %%
 curves = []
@@ -149,6 +150,9 @@ for key, pre in done.items():
     accuracy = history["val_acc"] if "val_acc" in history else history["acc_verb"]
     epoch = history["epoch"] if "val_acc" in history else history["global_epoch"]
     curves.append(pd.DataFrame({"pretraining": key, "epoch": epoch, "loss": history["loss"], "accuracy": accuracy}))
+    for column in (c for c in history if c.startswith("val_acc_")):  # a stand-in's other tasks (the moving object)
+        curves.append(pd.DataFrame({"pretraining": f"{key}, {column.removeprefix('val_acc_')}", "epoch": epoch,
+                                    "loss": float("nan"), "accuracy": history[column]}))
 if curves:
     curves = pd.concat(curves, ignore_index=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
