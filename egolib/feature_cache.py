@@ -182,6 +182,11 @@ def read(path: str | Path, key: dict[str, Any]) -> dict[str, Tensor] | None:
     return {k: v for k, v in data.items() if k != "key"}
 
 
+def part_of(built: dict[str, Tensor], part: str) -> dict[str, Tensor]:
+    """The stage-1 ("maps") or stage-2 ("trunk") cache within what ``build`` returned, as a run keeps it."""
+    return {k: v for k, v in built.items() if k in (part, "labels") or (part == "maps" and k == "which")}
+
+
 def save(path: str | Path, key: dict[str, Any], cache: dict[str, Tensor], seconds: float) -> None:
     """Write ``cache`` to ``path`` with ``key`` (atomically, its SHA-256 recorded)."""
     runs.save_torch(path, {"key": key, **cache})

@@ -713,9 +713,7 @@ def _cached_loaders(cfg: RunConfig, model: nn.Module, train_set: SeededClips, di
                                         batch_size=cfg.batch_size, device=dist.device, num_workers=cfg.num_workers,
                                         progress=progress, parts=tuple(CACHES[s][1] for s in group))
             for stage in group:
-                part = CACHES[stage][1]
-                caches[stage] = {k: v for k, v in built.items() if k in (part, "labels") or
-                                 (part == "maps" and k == "which")}
+                caches[stage] = feature_cache.part_of(built, CACHES[stage][1])
                 feature_cache.save(wanted[stage][0], wanted[stage][1], caches[stage], time.perf_counter() - t0)
     _barrier(dist)
     loaders = {}

@@ -51,9 +51,6 @@ def stage1(workdir):
     return cfg, model, clips, cache
 
 
-def only(cache: dict, part: str) -> dict:
-    """The stage-1 ("maps") or stage-2 ("trunk") cache, as the run keeps it."""
-    return {k: v for k, v in cache.items() if k in (part, "labels") or (part == "maps" and k == "which")}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -81,8 +78,8 @@ def test_cached_maps_are_the_backbones_maps_of_the_same_augmented_view(stage1):
 
 def test_cached_views_cycle_with_the_epoch(stage1):
     *_, cache = stage1
-    views = feature_cache.CachedViews(only(cache, "maps"))
-    trunk = feature_cache.CachedViews(only(cache, "trunk"))
+    views = feature_cache.CachedViews(feature_cache.part_of(cache, "maps"))
+    trunk = feature_cache.CachedViews(feature_cache.part_of(cache, "trunk"))
     for epoch in range(5):
         trunk.set_epoch(epoch)
         assert set(trunk[3]) == {"trunk", *train.TASKS}
@@ -96,7 +93,7 @@ def test_cached_views_cycle_with_the_epoch(stage1):
 def test_a_stage1_step_on_cached_maps_matches_the_step_on_clips(stage1, monkeypatch):
     cfg, model, clips, cache = stage1
     batch = default_collate([clips.draw(i, 1) for i in (4, 1, 6, 2)])
-    views = feature_cache.CachedViews(only(cache, "maps"))
+    views = feature_cache.CachedViews(feature_cache.part_of(cache, "maps"))
     views.set_epoch(1)
     cached = default_collate([views[i] for i in (4, 1, 6, 2)])
     assert all(torch.equal(batch[t], cached[t]) for t in train.TASKS)
@@ -144,7 +141,7 @@ def test_a_stage2_step_on_cached_trunk_maps_matches_the_step_on_clips(stage1, mo
         return loss, {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
 
     def cached_batch(stored):
-        views = feature_cache.CachedViews(only(stored, "trunk"))
+        views = feature_cache.CachedViews(feature_cache.part_of(stored, "trunk"))
         views.set_epoch(1)
         return default_collate([views[i] for i in (4, 1, 6, 2)])
 
@@ -170,7 +167,7 @@ def test_a_stage2_step_on_cached_trunk_maps_matches_the_step_on_clips(stage1, mo
 def test_maps_stand_in_for_the_clip_only_at_stage_1(stage1):
     _, model, _, cache = stage1
     m = copy.deepcopy(model)
-    maps = feature_cache.CachedViews(only(cache, "maps"))[0]["maps"][None].unbind(1)  # 3 x (1, T, C', h, w)
+    maps = feature_cache.CachedViews(feature_cache.part_of(cache, "maps"))[0]["maps"][None].unbind(1)  # 3 x (1, T, ...)
     trunk = cache["trunk"][:1, 0].float()  # (1, T, C'', h', w')
     m.eval()
     assert m(maps=maps)["verb"].shape[0] == 1
