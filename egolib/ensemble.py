@@ -821,7 +821,7 @@ def rescore(run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
             runs.write_json(run_dir / train.METRICS, result)
         if had_done:
             # the hashes of the rewritten files
-            runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *train.second_crop_files(result)])
+            runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *train.extra_outputs(result)])
     return result
 
 

@@ -29,11 +29,12 @@ is a named option of ``build_model``:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,34 @@ class EgoACO(StagedModel):
         if self.wiring == "context":
             return self.head(torch.cat([act, ctx], 1), torch.cat([obj, ctx], 1), everything)
         return self.head(everything, everything, everything)
+
+
+ATTENTION_BRANCHES = ("act", "obj", "ctx")  # EgoACO's attention maps: LSTA, the object branch, the context branch
+
+
+@contextlib.contextmanager
+def attention_taps(model: EgoACO) -> Iterator[dict[str, list[Tensor]]]:
+    """Forward hooks that record EgoACO's attention maps while the block runs; the hooks only read.
+
+    Yields:
+        ``{branch: [maps of each forward pass, (B, T, h, w) detached]}`` for the branches ``ATTENTION_BRANCHES``
+        (each map sums to 1 over ``h*w``).
+    """
+    maps: dict[str, list[Tensor]] = {b: [] for b in ATTENTION_BRANCHES}
+
+    def tap(branch: str):
+        def hook(_m: nn.Module, _inp: tuple, out: tuple[Tensor, Tensor]) -> None:
+            maps[branch].append(out[1].detach())  # (descriptor, attention (B, T, h, w))
+
+        return hook
+
+    modules = (model.lsta, model.obj_pool, model.ctx_pool)
+    handles = [m.register_forward_hook(tap(b)) for b, m in zip(ATTENTION_BRANCHES, modules, strict=True)]
+    try:
+        yield maps
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def egoaco_head_dims(wiring: str, memory: int, channels: int) -> tuple[int, int, int]:

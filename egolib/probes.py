@@ -19,6 +19,8 @@ frame ``t`` (frame t receives from the future), group 1 those of frame ``t - 1``
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from egolib import ensemble, gsm, models, train, transforms
+from egolib import ensemble, gsm, models, runs, train, transforms
 from egolib.config import DATASETS, RunConfig
 from egolib.synthetic_render import REVERSAL_PAIRS
 
-BRANCHES = ("act", "obj", "ctx")
+BRANCHES = models.ATTENTION_BRANCHES
 BOXES_CSV = "synth_object_boxes.csv"
 
 # --------------------------------------------------------------------------------------------------
@@ -109,20 +111,14 @@ def capture(model: nn.Module, clip: Tensor) -> Capture:
         rec.gates.append(_gate_from_bn(m, pending.pop(id(m))).detach())
         rec.gate_names.append(names[id(m)])
 
-    def attention_hook(branch: str):
-        def hook(_m: nn.Module, _inp: tuple, out: tuple[Tensor, Tensor]) -> None:
-            rec.attention[branch] = out[1].detach()  # (descriptor, attention (B, T, h, w))
-
-        return hook
-
+    taps = models.attention_taps(model) if isinstance(model, models.EgoACO) else contextlib.nullcontext({})
     try:
         for m in gsms:
             handles.append(m.bn.register_forward_hook(bn_hook(m)))
             handles.append(m.register_forward_hook(gsm_hook))
-        if isinstance(model, models.EgoACO):
-            for branch, module in zip(BRANCHES, (model.lsta, model.obj_pool, model.ctx_pool), strict=True):
-                handles.append(module.register_forward_hook(attention_hook(branch)))
-        rec.outputs = model(clip)
+        with taps as maps:
+            rec.outputs = model(clip)
+        rec.attention = {b: m[-1] for b, m in maps.items()}
     finally:
         for h in handles:
             h.remove()
@@ -280,6 +276,7 @@ class ProbeRun:
     data: train.Data
     model: nn.Module
     boxes: pd.DataFrame | None
+    _datasets: dict[str, Dataset] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -302,8 +299,10 @@ class ProbeRun:
 
     def dataset(self, split: str) -> Dataset:
         """The test clips (segment centres) of ``split`` (``s1``/``s2``, ``validation``), as ``train.evaluate``
-        reads its first clip."""
-        return train.test_dataset(self.cfg, self.data, split, clip_index=0)
+        reads its first clip; built once per split)."""
+        if split not in self._datasets:
+            self._datasets[split] = train.test_dataset(self.cfg, self.data, split, clip_index=0)
+        return self._datasets[split]
 
     def segments(self, split: str) -> pd.DataFrame:
         """The labelled test segments of ``split``, in dataset order, with a ``uid`` column (EPIC-100: the
@@ -346,17 +345,23 @@ class ProbeRun:
         ds = self.dataset(split)
         numbers = ds.frame_numbers(index)
         raw = ds.frames.read(ds.participants[index], ds.videos[index], numbers, uid=ds.uids[index])  # (T*L, 3, H, W)
-        L = self.cfg.snippet_length
-        middle = raw[L // 2 :: L]  # (T, 3, H, W): the middle frame of each snippet
-        shown = numbers[L // 2 :: L]
+        middle = raw[self.cfg.snippet_length // 2 :: self.cfg.snippet_length]  # (T, 3, H, W): each snippet's middle
         frames = self.view(middle).permute(0, 2, 3, 1).numpy()  # (T, h, w, 3)
+        shown, boxes = self.clip_boxes(split, index, tuple(raw.shape[-2:]))
+        return ProbeClip(ds.uids[index], ds.verbs[index], ds.nouns[index], ds.transform(raw), frames, boxes, shown)
+
+    def clip_boxes(self, split: str, index: int, frame_hw: tuple[int, int]) -> tuple[list[int], np.ndarray]:
+        """The frame numbers shown by test clip ``index`` of ``split`` (the middle frame of each snippet) and the
+        active object's box in each, ``(T, 4)`` in fractions of the view (NaN where not visible), without decoding
+        a frame (``frame_hw``: the frames' size)."""
+        ds = self.dataset(split)
+        shown = ds.frame_numbers(index)[self.cfg.snippet_length // 2 :: self.cfg.snippet_length]
         boxes = np.full((len(shown), 4), np.nan)
-        uid = ds.uids[index]
         if self.boxes is not None:
-            rows = self.boxes[self.boxes.uid == uid].set_index("frame")
+            rows = self.boxes[self.boxes.uid == ds.uids[index]].set_index("frame")
             px = rows.reindex(shown)[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)  # NaN where absent
-            boxes = self.view_boxes(px, tuple(raw.shape[-2:]))
-        return ProbeClip(uid, ds.verbs[index], ds.nouns[index], ds.transform(raw), frames, boxes, shown)
+            boxes = self.view_boxes(px, frame_hw)
+        return shown, boxes
 
 
 def read_active_boxes(dataset_root: str | Path) -> pd.DataFrame | None:
@@ -609,6 +614,9 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None,
             depend on the batch it runs in (to float rounding), and a batch costs about a third per clip of
             single clips on the CPU (``benchmarks/bench_levers.py``).
 
+    The maps are those the run kept when it was tested (``stored_attention``: no forward pass, no frame decoded),
+    else they are computed from the checkpoint.
+
     Returns:
         One row per (clip, segment t) whose box is visible: ``uid, t, x0, y0, x1, y1`` (the box in fractions
         of the view), ``h, w`` (the map size) and, per branch in ``BRANCHES``, ``peak_x_<b>, peak_y_<b>`` (the
@@ -620,30 +628,62 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None,
         raise ValueError(f"{run.data.root} has no {BOXES_CSV}: the attention probe needs the active-object boxes")
     n = len(run.dataset(split))
     n = n if limit is None else min(n, limit)
-    batch_size = batch_size or run.cfg.batch_size
+    stored = stored_attention(run, split)
     rows = []
-    for first in range(0, n, batch_size):
-        pcs = [run.clip(split, i) for i in range(first, min(first + batch_size, n))]
-        att = capture(run.model, torch.stack([pc.clip for pc in pcs])).attention  # each (B, T, h, w)
-        rows += [_pointing_rows(pc, {b: att[b][k].numpy() for b in BRANCHES}) for k, pc in enumerate(pcs)]
+    if stored is not None:  # the maps the run kept from the pass that scored these clips
+        frame_hw = _frame_hw(run, split)
+        for i in range(n):
+            uid = run.dataset(split).uids[i]
+            _, boxes = run.clip_boxes(split, i, frame_hw)
+            rows.append(_pointing_rows(uid, boxes, {b: stored[b][i] for b in BRANCHES}))
+    else:
+        batch_size = batch_size or run.cfg.batch_size
+        for first in range(0, n, batch_size):
+            pcs = [run.clip(split, i) for i in range(first, min(first + batch_size, n))]
+            att = capture(run.model, torch.stack([pc.clip for pc in pcs])).attention  # each (B, T, h, w)
+            rows += [_pointing_rows(pc.uid, pc.boxes, {b: att[b][k].numpy() for b in BRANCHES})
+                     for k, pc in enumerate(pcs)]
     rows = [r for r in rows if r is not None]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _pointing_rows(pc: ProbeClip, att: dict[str, np.ndarray]) -> pd.DataFrame | None:
-    """``attention_probe``'s rows of one clip from its branches' maps (each ``(T, h, w)``); None when its box is
-    never visible."""
-    vis = pc.visible
+def stored_attention(run: ProbeRun, split: str) -> dict[str, np.ndarray] | None:
+    """The attention maps of ``split``'s first test clips that the run kept when it was tested
+    (``train.ATTENTION_FILE``): ``uid`` and per branch ``(N, T, h, w)``; None for a run tested before runs kept them,
+    or whose file no longer verifies against ``DONE`` (the probe then recomputes the maps from the checkpoint)."""
+    name = train.ATTENTION_FILE.format(split=split)
+    metrics = run.path / train.METRICS
+    listed = train.extra_outputs(json.loads(metrics.read_text())) if metrics.is_file() else []
+    if name not in listed or runs.unverified(run.path, [name]):
+        return None
+    with np.load(run.path / name) as f:
+        maps = {k: f[k] for k in f.files}
+    if maps["uid"].tolist() != [str(u) for u in run.dataset(split).uids]:
+        return None  # another order of segments than this data set's: not these clips
+    return maps
+
+
+def _frame_hw(run: ProbeRun, split: str) -> tuple[int, int]:
+    """The frame size of ``split``'s first test clip (its frames are decoded once)."""
+    ds = run.dataset(split)
+    raw = ds.frames.read(ds.participants[0], ds.videos[0], ds.frame_numbers(0)[:1], uid=ds.uids[0])  # (1, 3, H, W)
+    return tuple(raw.shape[-2:])
+
+
+def _pointing_rows(uid: str, boxes: np.ndarray, att: dict[str, np.ndarray]) -> pd.DataFrame | None:
+    """``attention_probe``'s rows of one clip from its boxes ``(T, 4)`` (fractions of the view, NaN when not
+    visible) and its branches' maps (each ``(T, h, w)``); None when its box is never visible."""
+    vis = ~np.isnan(boxes).any(1)
     if not vis.any():
         return None
-    row = {"uid": pc.uid, "t": np.flatnonzero(vis)}
+    row = {"uid": uid, "t": np.flatnonzero(vis)}
     for k, name in enumerate(("x0", "y0", "x1", "y1")):
-        row[name] = pc.boxes[vis, k]
+        row[name] = boxes[vis, k]
     for b in BRANCHES:
         maps = att[b][vis]  # (n_vis, h, w)
         centres = peak_centres(maps)
         row[f"peak_x_{b}"], row[f"peak_y_{b}"] = centres[:, 0], centres[:, 1]
-        row[f"hit_{b}"] = pointing_hits(maps, pc.boxes[vis])
+        row[f"hit_{b}"] = pointing_hits(maps, boxes[vis])
         row["h"], row["w"] = maps.shape[1:]
     return pd.DataFrame(row)
 

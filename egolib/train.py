@@ -863,44 +863,62 @@ def _save_checkpoint(run_dir: Path, model: nn.Module, pre: pretrain.Pretraining,
 
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, desc: str = "test",
-            progress: bool = True) -> tuple[list[str], dict[str, np.ndarray]]:
+            progress: bool = True, attention: bool = False) -> tuple[list[str], dict[str, np.ndarray]]:
     """Logits of every item of ``dataset`` (each process takes every ``world``-th item; rank order restored).
 
+    Args:
+        attention: an EgoACO model also returns its attention maps of the same pass (``models.attention_taps``).
+
     Returns:
-        ``(uids, logits)`` with ``logits[task]`` float32 ``(N, classes)`` in dataset order.
+        ``(uids, out)`` in dataset order: ``out[task]`` float32 logits ``(N, classes)``; with ``attention``, also
+        ``out[branch]`` float32 ``(N, T, h, w)`` for each branch of ``models.ATTENTION_BRANCHES``.
     """
     model.eval()
     indices = list(range(dist.rank, len(dataset), dist.world))
     loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=cfg.batch_size, shuffle=False,
                         num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
+    keys = [*TASKS, *(models.ATTENTION_BRANCHES if attention else ())]
     uids: list[str] = []
-    out: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
-    for batch in tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False, mininterval=1.0):
-        with _autocast(dist.device):
-            logits = model(batch["clip"].to(dist.device, non_blocking=True))  # (B, T*L, C, H, W) -> (B, classes)
-        for t in TASKS:
-            out[t].append(logits[t].float().cpu().numpy())
-        uids.extend(batch["uid"])
-    mine = {"index": indices, "uid": uids, **{t: np.concatenate(v) if v else None for t, v in out.items()}}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    taps = models.attention_taps(_unwrap(model)) if attention else contextlib.nullcontext({})
+    with taps as maps:
+        for batch in tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False, mininterval=1.0):
+            with _autocast(dist.device):
+                logits = model(batch["clip"].to(dist.device, non_blocking=True))  # (B, T*L, C, H, W) -> (B, classes)
+            logits |= {b: m.pop() for b, m in maps.items()}  # this batch's attention, (B, T, h, w)
+            for k in keys:
+                out[k].append(logits[k].float().cpu().numpy())
+            uids.extend(batch["uid"])
+    mine = {"index": indices, "uid": uids, **{k: np.concatenate(v) if v else None for k, v in out.items()}}
     parts = [mine]
     if dist.world > 1:
         parts = [None] * dist.world
         torch_dist.all_gather_object(parts, mine)
     order = np.argsort(np.concatenate([p["index"] for p in parts]), kind="stable")
     all_uids = [u for p in parts for u in p["uid"]]
-    logits_all = {t: np.concatenate([p[t] for p in parts if p[t] is not None])[order] for t in TASKS}
-    return [all_uids[i] for i in order], logits_all
+    out_all = {k: np.concatenate([p[k] for p in parts if p[k] is not None])[order] for k in keys}
+    return [all_uids[i] for i in order], out_all
 
 
 def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: Dist, *,
-                progress: bool = True, clips: int | None = None) -> scores.Scores:
+                progress: bool = True, clips: int | None = None,
+                attention: dict[str, np.ndarray] | None = None) -> scores.Scores:
     """``clips`` (default ``cfg.test_clips``) test clips of every segment of ``split`` (``Data.test_splits``), logits
     averaged, as a score file's content (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden)
-    and the many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there."""
+    and the many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there.
+
+    Args:
+        attention: a dict that receives the EgoACO attention maps of the first clip of every segment (the clip
+            ``egolib.probes`` reads), from the same forward pass: ``uid`` and one ``(N, T, h, w)`` array per branch.
+    """
     clip_logits = []
     for k in range(cfg.test_clips if clips is None else clips):
         ds = test_dataset(cfg, data, split, clip_index=k % 2)
-        uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress)
+        keep = attention is not None and k == 0
+        uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress,
+                               attention=keep)
+        if keep:
+            attention |= {"uid": np.array(uids)} | {b: logits.pop(b) for b in models.ATTENTION_BRANCHES}
         clip_logits.append(logits)
     avg = {t: np.mean([c[t] for c in clip_logits], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
     segments, labelled = data.test_segments(split)
@@ -985,15 +1003,25 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
                     len(untrained), cfg.input_size, untrained[0])
     result["protocol"]["untrained_taps"] = len(untrained)
     split_scores = {}
+    egoaco = isinstance(_unwrap(model), models.EgoACO)
+    attention_files = []
     for split in data.test_splits:
-        s = test_scores(cfg, model, data, split, dist, progress=progress)
+        labelled = data.test_segments(split)[1]
+        maps: dict[str, np.ndarray] | None = {} if egoaco and labelled else None
+        s = test_scores(cfg, model, data, split, dist, progress=progress, attention=maps)
         split_scores[split] = (s.uid.tolist(), {t: getattr(s, t) for t in TASKS})
         if dist.is_main:
             scores.write(run_dir / f"scores_{split}.npz", s)
+        if maps is not None:
+            attention_files.append(ATTENTION_FILE.format(split=split))
+            if dist.is_main:
+                write_attention(run_dir / attention_files[-1], maps)
         if s.labelled and data.dataset == "epic100":
             result[split] = data.epic100_metrics(s.verb, s.noun)
         elif s.labelled:
             result[split] = s.metrics()
+    if attention_files:
+        result["protocol"]["attention"] = {"clip": 0, "files": attention_files}
     second = _score_second_crop(cfg, model, data, dist, progress=progress)
     if second is not None:
         result["protocol"]["second_crop"] = second
@@ -1016,9 +1044,23 @@ SECOND_CROP = {"full": "centre"}
 SECOND_CROP_METHODS = ("gsm",)
 
 
-def second_crop_files(result: dict[str, Any]) -> list[str]:
-    """The second-crop score files an evaluation wrote, as its ``metrics.json`` content (``result``) lists them."""
-    return list(result.get("protocol", {}).get("second_crop", {}).get("files", []))
+# EgoACO runs keep the attention maps of the first test clip of every labelled segment, from the pass that scores
+# it: chapter 5's pointing game reads them (``attention_<split>.npz``, hashed in ``DONE``) instead of running every
+# test clip through the checkpoint again.
+ATTENTION_FILE = "attention_{split}.npz"
+
+
+def write_attention(path: Path, maps: dict[str, np.ndarray]) -> None:
+    """``attention_<split>.npz`` (atomic): ``uid`` and, per branch, float32 ``(N, T, h, w)`` maps."""
+    with runs.atomic_open(path, "wb") as f:
+        np.savez(f, **maps)
+
+
+def extra_outputs(result: dict[str, Any]) -> list[str]:
+    """The files an evaluation wrote beyond ``runs.run_outputs`` (second-crop scores, attention maps), as its
+    ``metrics.json`` content (``result``) lists them."""
+    protocol = result.get("protocol", {})
+    return [*protocol.get("second_crop", {}).get("files", []), *protocol.get("attention", {}).get("files", [])]
 
 
 def _score_second_crop(cfg: RunConfig, model: nn.Module, data: Data, dist: Dist, *, progress: bool
@@ -1098,7 +1140,7 @@ def _run_owned(cfg: RunConfig, dist: Dist, *, progress: bool) -> dict[str, Any]:
         result["resources"] = {"train_s": train_s, "eval_s": eval_s, "total_s": train_s + eval_s,
                                "peak_rss_mb": peak_rss_mb(), "processes": dist.world, "device": str(dist.device)}
         runs.write_json(run_dir / METRICS, result)
-        runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *second_crop_files(result)])
+        runs.write_done(run_dir, [*runs.run_outputs(cfg.dataset), *extra_outputs(result)])
     _barrier(dist)
     return result
 

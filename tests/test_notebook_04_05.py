@@ -8,11 +8,12 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import papermill as pm
 import pytest
 import torch
 
-from egolib import probes
+from egolib import probes, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = ROOT / "book" / "04_gsm_gates.ipynb"
@@ -65,6 +66,31 @@ def test_a_probe_clip_is_the_models_test_clip_with_its_boxes_in_view(smoke_runs,
         assert pc.boxes.shape == (T, 4) and pc.visible.any()
         b = pc.boxes[pc.visible]
         assert ((0 <= b) & (b <= 1)).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+
+
+@pytest.mark.slow
+def test_an_egoaco_run_keeps_its_test_attention_and_the_pointing_game_reads_it(smoke_book_view, monkeypatch):
+    root = smoke_book_view(copy=(RUNS["egoaco"],))
+    monkeypatch.chdir(root)
+    run = probes.open_run("runs", RUNS["egoaco"])
+    kept = json.loads((run.path / "metrics.json").read_text())["protocol"]["attention"]
+    assert kept == {"clip": 0, "files": ["attention_s1.npz", "attention_s2.npz"]}
+    assert runs.unverified(run.path, kept["files"]) == []  # hashed in DONE
+    stored = probes.stored_attention(run, "s1")
+    assert stored["uid"].tolist() == [str(u) for u in run.dataset("s1").uids]
+    pcs = [run.clip("s1", i) for i in range(3)]
+    fresh = probes.capture(run.model, torch.stack([pc.clip for pc in pcs])).attention
+    for b in probes.BRANCHES:  # the maps of the pass that scored the first test clips
+        np.testing.assert_allclose(stored[b][:3], fresh[b].numpy(), rtol=0, atol=1e-6)
+    with monkeypatch.context() as m:
+        m.setattr(probes, "capture", lambda *a, **k: pytest.fail("computed the maps the run kept"))
+        read = probes.attention_probe(run, "s1")
+    data = bytearray((run.path / "attention_s1.npz").read_bytes())
+    data[-10] ^= 0xFF  # a changed byte: the file no longer verifies and the maps are computed again
+    (run.path / "attention_s1.npz").write_bytes(bytes(data))
+    assert probes.stored_attention(run, "s1") is None
+    pd.testing.assert_frame_equal(probes.attention_probe(run, "s1"), read)
+    assert len(read) > 0 and read.uid.nunique() > 1
 
 
 def execute(notebook: Path, root: Path, parameters: dict) -> list:

@@ -288,7 +288,7 @@ def test_probes_on_a_dataset_without_public_test_labels_say_so():
         _ = run.labelled_splits
 
 
-def test_the_attention_probe_in_batches_gives_the_rows_of_single_clips():
+def test_the_attention_probe_in_batches_gives_the_rows_of_single_clips(tmp_path):
     class Clips(probes.ProbeRun):  # six synthetic test clips, the box of one never visible
         def dataset(self, split):
             return range(6)
@@ -303,7 +303,7 @@ def test_the_attention_probe_in_batches_gives_the_rows_of_single_clips():
                                     np.zeros((T, 64, 64, 3), np.uint8), boxes, list(range(T)))
 
     cfg = RunConfig.from_params({"method": "egoaco", "backbone": "res34", "preset": "smoke"})
-    run = Clips(path=None, cfg=cfg, data=None, model=tiny("egoaco", "res34"), boxes=pd.DataFrame())
+    run = Clips(path=tmp_path, cfg=cfg, data=None, model=tiny("egoaco", "res34"), boxes=pd.DataFrame())  # no maps kept
     single = probes.attention_probe(run, "s1", batch_size=1)
     batched = probes.attention_probe(run, "s1", batch_size=4)  # a full batch and a partial one
     assert sorted(set(single.uid)) == ["u0", "u1", "u2", "u3", "u5"] and len(single) == 5 * (T - 1)
