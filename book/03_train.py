@@ -121,7 +121,8 @@ display(Markdown(f"**Pretraining used:** {pre.describe()}."))
 #
 # One point per epoch: training loss (sum of the verb, noun and action cross-entropies) and training accuracy
 # on the augmented clips. EgoACO stages are separated by dashed lines; the report trains on the full training
-# set without validation, and so does this notebook.
+# set without validation, and so does this notebook. A circle marks where each training accuracy stops improving
+# (its 3-epoch mean within one point of its best; the last epoch when it was still improving at the end).
 
 # %%
 history = train.read_log(cfg.run_path)
@@ -130,6 +131,12 @@ sns.lineplot(data=history, x="global_epoch", y="loss", marker="o", ax=axes[0])
 accuracy = history.melt(id_vars="global_epoch", value_vars=["acc_verb", "acc_noun", "acc_action"],
                         var_name="task", value_name="accuracy")
 sns.lineplot(data=accuracy, x="global_epoch", y="accuracy", hue="task", marker="o", ax=axes[1])
+plateaus = {}
+for task, colour in zip(convergence.TASKS, sns.color_palette(n_colors=3), strict=True):
+    stop = convergence.plateau_epoch(history[f"acc_{task}"])
+    plateaus[task] = stop
+    axes[1].plot(history["global_epoch"].iloc[stop - 1], history[f"acc_{task}"].iloc[stop - 1], "o", color=colour,
+                 markersize=11, markerfacecolor="none")
 for boundary in history.groupby("stage")["global_epoch"].max().iloc[:-1]:
     for ax in axes:
         ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
@@ -139,6 +146,9 @@ axes[0].set(title="training loss", xlabel="epoch", ylabel="verb + noun + action 
 axes[1].set(title="training accuracy", xlabel="epoch", ylabel="accuracy (fraction of clips)", ylim=(0, 1))
 fig.tight_layout()
 plt.show()
+display(pd.DataFrame({"last epoch (%)": [100 * history[f"acc_{t}"].iloc[-1] for t in convergence.TASKS],
+                      "stops improving at epoch": list(plateaus.values()), "epochs": len(history)},
+                     index=[f"training {t}" for t in convergence.TASKS]).round(1))
 
 # %% [markdown]
 # ## Convergence on the validation split
