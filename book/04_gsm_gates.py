@@ -207,7 +207,9 @@ plt.show()
 # ## The order probe: GSM against the order-blind TSN
 #
 # Every S1 and S2 test clip (EPIC-100: validation clip) of a reversal-pair verb is played forward, then backward
-# (its frames in reverse order). For each pair the table gives:
+# (its frames in reverse order). The forward plays are those of the run's own test, which kept its first clip's
+# logits (`first_clip_<split>.npz`, hashed in its `DONE`); only the backward plays run here (both, for a run tested
+# before runs kept them). For each pair the table gives:
 #
 # - `acc_forward`: top-1 verb accuracy forward;
 # - `acc_backward_swapped`: accuracy backward against the partner verb, the label a reversed clip deserves

@@ -134,7 +134,7 @@ plt.show()
 #
 # Every frame of every test clip where the active object is in view counts once. The peak is the first
 # maximum in row-major order, and tolerance is 0. The baselines use the same frames, boxes and grid.
-# The maps are the ones the run kept from the forward pass that scored these clips (`attention_<split>.npz` in the
+# The maps are the ones the run kept from the forward pass that scored these clips (`first_clip_<split>.npz` in the
 # run folder, hashed in its `DONE`); for a run tested before runs kept them, or a file that no longer verifies,
 # they are computed again from the checkpoint.
 # The table gives each branch's hits in % of the frames, the number of frames and the map's grid (cells).

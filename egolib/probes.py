@@ -416,24 +416,29 @@ def reversal_pairs(
 
 
 @torch.no_grad()
-def order_predictions(model: nn.Module, dataset: Dataset, *, batch_size: int = 8) -> pd.DataFrame:
+def order_predictions(model: nn.Module, dataset: Dataset, *, batch_size: int = 8,
+                      forward: Sequence[int] | None = None) -> pd.DataFrame:
     """Top-1 verb of every clip played forward and played backward (the clip's frames in reverse order).
 
     Args:
         model: a video model returning ``dict(verb=(B, V), ...)``.
         dataset: items with ``clip`` ``(T*L, C, H, W)``, ``verb`` and ``uid``.
         batch_size: clips per forward pass.
+        forward: the forward top-1 of every item, computed earlier (the run's own test pass): only the backward
+            passes run.
 
     Returns:
         One row per clip: ``uid, verb, forward, backward``.
     """
     model.eval()
     rows = []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for first, batch in zip(range(0, len(dataset), batch_size),
+                            DataLoader(dataset, batch_size=batch_size, shuffle=False), strict=True):
         clip = batch["clip"]  # (B, T*L, C, H, W)
-        forward = model(clip)["verb"].argmax(1)
+        ahead = (model(clip)["verb"].argmax(1).tolist() if forward is None
+                 else [int(f) for f in forward[first:first + len(clip)]])
         backward = model(clip.flip(1))["verb"].argmax(1)  # time reversed, snippets included
-        for u, v, f, b in zip(batch["uid"], batch["verb"].tolist(), forward.tolist(), backward.tolist(), strict=True):
+        for u, v, f, b in zip(batch["uid"], batch["verb"].tolist(), ahead, backward.tolist(), strict=True):
             rows.append({"uid": str(u), "verb": int(v), "forward": int(f), "backward": int(b)})
     return pd.DataFrame(rows, columns=["uid", "verb", "forward", "backward"])
 
@@ -486,7 +491,8 @@ def order_probe(run: ProbeRun, splits: Sequence[str] | None = None) -> pd.DataFr
         splits: test splits to probe (None: the run's labelled splits, ``ProbeRun.labelled_splits``).
 
     Returns:
-        Rows ``split, uid, verb, partner, forward, backward`` (``partner``: the other verb of the clip's pair).
+        Rows ``split, uid, verb, partner, forward, backward`` (``partner``: the other verb of the clip's pair). The
+        forward predictions are those of the run's own test pass when it kept them (``stored_first_clip``).
     """
     splits = run.labelled_splits if splits is None else splits
     names = run.class_names("verb")
@@ -498,7 +504,10 @@ def order_probe(run: ProbeRun, splits: Sequence[str] | None = None) -> pd.DataFr
     for split in splits:
         segments = run.segments(split)
         keep = np.flatnonzero(segments.verb_class.isin(verbs).to_numpy())
-        pred = order_predictions(run.model, Subset(run.dataset(split), keep.tolist()), batch_size=run.cfg.batch_size)
+        kept = stored_first_clip(run, split)  # the forward pass of the run's own test, when it kept it
+        forward = None if kept is None else kept["verb"][keep].argmax(1)
+        pred = order_predictions(run.model, Subset(run.dataset(split), keep.tolist()), batch_size=run.cfg.batch_size,
+                                 forward=forward)
         parts.append(pred.assign(split=split, partner=pred.verb.map(partner)))
     return pd.concat(parts, ignore_index=True)[["split", "uid", "verb", "partner", "forward", "backward"]]
 
@@ -647,20 +656,29 @@ def attention_probe(run: ProbeRun, split: str, *, limit: int | None = None,
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def stored_attention(run: ProbeRun, split: str) -> dict[str, np.ndarray] | None:
-    """The attention maps of ``split``'s first test clips that the run kept when it was tested
-    (``train.ATTENTION_FILE``): ``uid`` and per branch ``(N, T, h, w)``; None for a run tested before runs kept them,
-    or whose file no longer verifies against ``DONE`` (the probe then recomputes the maps from the checkpoint)."""
-    name = train.ATTENTION_FILE.format(split=split)
+def stored_first_clip(run: ProbeRun, split: str) -> dict[str, np.ndarray] | None:
+    """What the run kept of the pass over ``split``'s first test clips when it was tested
+    (``train.FIRST_CLIP_FILE``): ``uid``, the logits of each task and, for EgoACO, each branch's ``(N, T, h, w)``
+    attention maps, in dataset order; None for a run tested before runs kept them, or whose file no longer verifies
+    against ``DONE`` (the probes then compute from the checkpoint)."""
+    name = train.FIRST_CLIP_FILE.format(split=split)
     metrics = run.path / train.METRICS
     listed = train.extra_outputs(json.loads(metrics.read_text())) if metrics.is_file() else []
     if name not in listed or runs.unverified(run.path, [name]):
         return None
     with np.load(run.path / name) as f:
-        maps = {k: f[k] for k in f.files}
-    if maps["uid"].tolist() != [str(u) for u in run.dataset(split).uids]:
+        kept = {k: f[k] for k in f.files}
+    if kept["uid"].tolist() != [str(u) for u in run.dataset(split).uids]:
         return None  # another order of segments than this data set's: not these clips
-    return maps
+    return kept
+
+
+def stored_attention(run: ProbeRun, split: str) -> dict[str, np.ndarray] | None:
+    """The attention maps of ``stored_first_clip`` (one ``(N, T, h, w)`` array per branch), or None."""
+    kept = stored_first_clip(run, split)
+    if kept is None or not set(BRANCHES) <= set(kept):
+        return None
+    return {b: kept[b] for b in BRANCHES}
 
 
 def _frame_hw(run: ProbeRun, split: str) -> tuple[int, int]:

@@ -902,23 +902,26 @@ def predict(model: nn.Module, dataset: Dataset, cfg: RunConfig, dist: Dist, *, d
 
 def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: Dist, *,
                 progress: bool = True, clips: int | None = None,
-                attention: dict[str, np.ndarray] | None = None) -> scores.Scores:
+                first_clip: dict[str, np.ndarray] | None = None) -> scores.Scores:
     """``clips`` (default ``cfg.test_clips``) test clips of every segment of ``split`` (``Data.test_splits``), logits
     averaged, as a score file's content (``egolib.scores``): with the action vocabulary, the labels (-1 when hidden)
     and the many-shot lists (none on EPIC-100); uids are EPIC-100's narration ids there.
 
     Args:
-        attention: a dict that receives the EgoACO attention maps of the first clip of every segment (the clip
-            ``egolib.probes`` reads), from the same forward pass: ``uid`` and one ``(N, T, h, w)`` array per branch.
+        first_clip: a dict that receives what the pass over the first clip of every segment (the clip
+            ``egolib.probes`` reads) computed: ``uid``, the logits of each task ``(N, classes)`` and, for EgoACO, the
+            attention maps of each branch ``(N, T, h, w)``.
     """
     clip_logits = []
+    attention = isinstance(_unwrap(model), models.EgoACO)
     for k in range(cfg.test_clips if clips is None else clips):
         ds = test_dataset(cfg, data, split, clip_index=k % 2)
-        keep = attention is not None and k == 0
+        keep = first_clip is not None and k == 0
         uids, logits = predict(model, ds, cfg, dist, desc=f"test {split} clip {k + 1}", progress=progress,
-                               attention=keep)
+                               attention=keep and attention)
         if keep:
-            attention |= {"uid": np.array(uids)} | {b: logits.pop(b) for b in models.ATTENTION_BRANCHES}
+            first_clip |= {"uid": np.array(uids)} | logits
+            logits = {t: logits[t] for t in TASKS}
         clip_logits.append(logits)
     avg = {t: np.mean([c[t] for c in clip_logits], axis=0).astype(np.float32) for t in TASKS}  # (N, classes)
     segments, labelled = data.test_segments(split)
@@ -1003,25 +1006,20 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
                     len(untrained), cfg.input_size, untrained[0])
     result["protocol"]["untrained_taps"] = len(untrained)
     split_scores = {}
-    egoaco = isinstance(_unwrap(model), models.EgoACO)
-    attention_files = []
+    first_files = []
     for split in data.test_splits:
-        labelled = data.test_segments(split)[1]
-        maps: dict[str, np.ndarray] | None = {} if egoaco and labelled else None
-        s = test_scores(cfg, model, data, split, dist, progress=progress, attention=maps)
+        first: dict[str, np.ndarray] | None = {} if data.test_segments(split)[1] else None
+        s = test_scores(cfg, model, data, split, dist, progress=progress, first_clip=first)
         split_scores[split] = (s.uid.tolist(), {t: getattr(s, t) for t in TASKS})
         if dist.is_main:
             scores.write(run_dir / f"scores_{split}.npz", s)
-        if maps is not None:
-            attention_files.append(ATTENTION_FILE.format(split=split))
+        if first is not None:
+            first_files.append(FIRST_CLIP_FILE.format(split=split))
             if dist.is_main:
-                write_attention(run_dir / attention_files[-1], maps)
-        if s.labelled and data.dataset == "epic100":
-            result[split] = data.epic100_metrics(s.verb, s.noun)
-        elif s.labelled:
-            result[split] = s.metrics()
-    if attention_files:
-        result["protocol"]["attention"] = {"clip": 0, "files": attention_files}
+                write_first_clip(run_dir / first_files[-1], first)
+    if first_files:
+        result["protocol"]["first_clip"] = {"files": first_files,
+                                            "attention": isinstance(_unwrap(model), models.EgoACO)}
     second = _score_second_crop(cfg, model, data, dist, progress=progress)
     if second is not None:
         result["protocol"]["second_crop"] = second
@@ -1044,23 +1042,24 @@ SECOND_CROP = {"full": "centre"}
 SECOND_CROP_METHODS = ("gsm",)
 
 
-# EgoACO runs keep the attention maps of the first test clip of every labelled segment, from the pass that scores
-# it: chapter 5's pointing game reads them (``attention_<split>.npz``, hashed in ``DONE``) instead of running every
-# test clip through the checkpoint again.
-ATTENTION_FILE = "attention_{split}.npz"
+# Runs keep what the pass over the first test clip of every labelled segment computed: its logits and, for EgoACO,
+# its attention maps (``first_clip_<split>.npz``, hashed in ``DONE``). Chapter 4's order probe reads the forward
+# predictions and chapter 5's pointing game the maps, instead of running those clips through the checkpoint again.
+FIRST_CLIP_FILE = "first_clip_{split}.npz"
 
 
-def write_attention(path: Path, maps: dict[str, np.ndarray]) -> None:
-    """``attention_<split>.npz`` (atomic): ``uid`` and, per branch, float32 ``(N, T, h, w)`` maps."""
+def write_first_clip(path: Path, outputs: dict[str, np.ndarray]) -> None:
+    """``first_clip_<split>.npz`` (atomic): ``uid``, the logits of each task and, for EgoACO, each branch's
+    float32 ``(N, T, h, w)`` attention maps."""
     with runs.atomic_open(path, "wb") as f:
-        np.savez(f, **maps)
+        np.savez(f, **outputs)
 
 
 def extra_outputs(result: dict[str, Any]) -> list[str]:
-    """The files an evaluation wrote beyond ``runs.run_outputs`` (second-crop scores, attention maps), as its
+    """The files an evaluation wrote beyond ``runs.run_outputs`` (second-crop scores, first-clip outputs), as its
     ``metrics.json`` content (``result``) lists them."""
     protocol = result.get("protocol", {})
-    return [*protocol.get("second_crop", {}).get("files", []), *protocol.get("attention", {}).get("files", [])]
+    return [*protocol.get("second_crop", {}).get("files", []), *protocol.get("first_clip", {}).get("files", [])]
 
 
 def _score_second_crop(cfg: RunConfig, model: nn.Module, data: Data, dist: Dist, *, progress: bool

@@ -73,24 +73,44 @@ def test_an_egoaco_run_keeps_its_test_attention_and_the_pointing_game_reads_it(s
     root = smoke_book_view(copy=(RUNS["egoaco"],))
     monkeypatch.chdir(root)
     run = probes.open_run("runs", RUNS["egoaco"])
-    kept = json.loads((run.path / "metrics.json").read_text())["protocol"]["attention"]
-    assert kept == {"clip": 0, "files": ["attention_s1.npz", "attention_s2.npz"]}
+    kept = json.loads((run.path / "metrics.json").read_text())["protocol"]["first_clip"]
+    assert kept == {"files": ["first_clip_s1.npz", "first_clip_s2.npz"], "attention": True}
     assert runs.unverified(run.path, kept["files"]) == []  # hashed in DONE
-    stored = probes.stored_attention(run, "s1")
+    stored = probes.stored_first_clip(run, "s1")
     assert stored["uid"].tolist() == [str(u) for u in run.dataset("s1").uids]
     pcs = [run.clip("s1", i) for i in range(3)]
-    fresh = probes.capture(run.model, torch.stack([pc.clip for pc in pcs])).attention
+    fresh = probes.capture(run.model, torch.stack([pc.clip for pc in pcs]))
     for b in probes.BRANCHES:  # the maps of the pass that scored the first test clips
-        np.testing.assert_allclose(stored[b][:3], fresh[b].numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(stored[b][:3], fresh.attention[b].numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(stored["verb"][:3], fresh.outputs["verb"].numpy(), rtol=0, atol=1e-4)
     with monkeypatch.context() as m:
         m.setattr(probes, "capture", lambda *a, **k: pytest.fail("computed the maps the run kept"))
         read = probes.attention_probe(run, "s1")
-    data = bytearray((run.path / "attention_s1.npz").read_bytes())
+    data = bytearray((run.path / "first_clip_s1.npz").read_bytes())
     data[-10] ^= 0xFF  # a changed byte: the file no longer verifies and the maps are computed again
-    (run.path / "attention_s1.npz").write_bytes(bytes(data))
-    assert probes.stored_attention(run, "s1") is None
+    (run.path / "first_clip_s1.npz").write_bytes(bytes(data))
+    assert probes.stored_first_clip(run, "s1") is None and probes.stored_attention(run, "s1") is None
     pd.testing.assert_frame_equal(probes.attention_probe(run, "s1"), read)
     assert len(read) > 0 and read.uid.nunique() > 1
+
+
+@pytest.mark.slow
+def test_the_order_probe_reads_the_forward_plays_of_the_runs_test(smoke_book_view, monkeypatch):
+    root = smoke_book_view(copy=(RUNS["gsm"],))
+    monkeypatch.chdir(root)
+    run = probes.open_run("runs", RUNS["gsm"])
+    assert json.loads((run.path / "metrics.json").read_text())["protocol"]["first_clip"]["attention"] is False
+    calls = []
+    model = run.model
+    run.model = lambda clip: calls.append(clip) or model(clip)  # counts the passes, answers as the model
+    run.model.eval = model.eval
+    read = probes.order_probe(run, ["s1"])
+    assert len(calls) == -(-len(read) // run.cfg.batch_size)  # one pass per batch: the backward plays only
+    (run.path / "DONE").unlink()  # the kept file no longer verifies: both plays run
+    calls.clear()
+    fresh = probes.order_probe(run, ["s1"])
+    assert len(calls) == 2 * -(-len(read) // run.cfg.batch_size)
+    pd.testing.assert_frame_equal(fresh, read)
 
 
 def execute(notebook: Path, root: Path, parameters: dict) -> list:
