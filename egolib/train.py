@@ -1013,6 +1013,10 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
         split_scores[split] = (s.uid.tolist(), {t: getattr(s, t) for t in TASKS})
         if dist.is_main:
             scores.write(run_dir / f"scores_{split}.npz", s)
+        if s.labelled and data.dataset == "epic100":
+            result[split] = data.epic100_metrics(s.verb, s.noun)
+        elif s.labelled:
+            result[split] = s.metrics()
         if first is not None:
             first_files.append(FIRST_CLIP_FILE.format(split=split))
             if dist.is_main:
