@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from egolib import paper, verdicts
+from egolib import convergence, paper, verdicts
 from egolib.config import RunConfig
 
 NOT_MEASURED = "not measured"
@@ -99,7 +99,7 @@ def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselin
     Columns: ``name, method, backbone, pretrain, baseline, complete``, top-1 per split and task in %
     (``SPLIT_COLUMNS``: ``s1_action`` ... on EPIC-55, ``validation_action``, ``unseen_action`` ... on EPIC-100; NaN
     for a run that is not complete), ``pretrain_source``, ``train_min``, ``peak_mib``, ``code_version``,
-    ``git_commit``.
+    ``git_commit``; and its convergence (``convergence_columns``).
     """
     rows = []
     for params, baseline in [(v, False) for v in variants] + [(b, True) for b in baselines]:
@@ -118,8 +118,26 @@ def run_table(runs_root: str | Path, variants: Sequence[dict[str, str]], baselin
         row.update(pretrain_source=metrics.get("pretrain", {}).get("source", ""),
                    train_min=resources.get("train_s", math.nan) / 60, peak_mib=resources.get("peak_rss_mb", math.nan),
                    code_version=config.get("code_version", ""), git_commit=str(config.get("git_commit", ""))[:12])
+        row.update(convergence_columns(folder / "log.csv" if complete else None, convergence.read_curves(cfg)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def convergence_columns(log_csv: Path | None, study: pd.DataFrame | None) -> dict[str, float]:
+    """How far a run trained: ``epochs``, and per task its training accuracy at the last epoch (``train_<task>``,
+    % of the augmented clips) and the epoch where it stops improving (``train_stop_<task>``,
+    ``convergence.plateau_epoch``), from its ``log.csv``; from the recorded validation study of its recipe
+    (``convergence.read_curves``), the last epoch's validation top-1 (``val_<task>``, %) and where it stops
+    improving (``val_stop_<task>``). NaN where there is no such file."""
+    row: dict[str, float] = {}
+    log = pd.read_csv(log_csv) if log_csv is not None and log_csv.is_file() else None
+    row["epochs"] = math.nan if log is None else len(log)
+    for prefix, curves, column in (("train", log, "acc_{}"), ("val", study, "val_{}")):
+        for task in TASKS:
+            values = None if curves is None else curves[column.format(task)]
+            row[f"{prefix}_{task}"] = math.nan if values is None else 100 * float(values.iloc[-1])
+            row[f"{prefix}_stop_{task}"] = math.nan if values is None else convergence.plateau_epoch(values)
+    return row
 
 
 def read_table2(path: str | Path) -> pd.DataFrame | None:
@@ -487,4 +505,32 @@ def run_index_page(runs: pd.DataFrame, *, preset: str, seed: int, pages: set[str
         pre = PRETRAIN_NAMES[r.pretrain] + (f" ({r.pretrain_source})" if r.pretrain_source else "")
         model = f"{METHOD_NAMES[r.method]}, {BACKBONE_NAMES[r.backbone]}" + (" (baseline)" if r.baseline else "")
         lines.append(f"| {name} | {model} | {_cell(pre)} | {accs[0]} | {accs[1]} | {cost} |")
+    lines += [
+        "",
+        "## Convergence",
+        "",
+        "Has each run learned what the data holds? Training accuracy is measured on the augmented clips of the last "
+        "epoch (% of clips; augmentation and dropout keep it below test accuracy); \"stops improving\" is the first "
+        "epoch whose 3-epoch mean is within one point of its best (the last epoch: still improving at the end). The "
+        "validation columns come from the recorded convergence study of the run's recipe (`convergence/`: the same "
+        "parameters trained without the last training video of every kitchen and scored on those videos after every "
+        "epoch, one clip per segment), where there is one; the test splits play no part in them.",
+        "",
+        "| run | epochs | training verb / noun, last epoch (%) | training stops improving at (verb / noun) | "
+        "validation verb / noun / action, last epoch (%) | validation stops improving at (verb / noun / action) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs.itertuples():
+        lines.append(f"| {r.name} | {_number(r.epochs)} | {_values(r, 'train', TASKS[:2], '.1f')} | "
+                     f"{_values(r, 'train_stop', TASKS[:2], '.0f')} | {_values(r, 'val', TASKS, '.1f')} | "
+                     f"{_values(r, 'val_stop', TASKS, '.0f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float, fmt: str = ".0f") -> str:
+    return "–" if math.isnan(value) else format(value, fmt)
+
+
+def _values(row: Any, prefix: str, tasks: Sequence[str], fmt: str) -> str:
+    """``a / b / c`` of ``<prefix>_<task>`` columns of a run table row, "–" where missing."""
+    return " / ".join(_number(getattr(row, f"{prefix}_{t}"), fmt) for t in tasks)

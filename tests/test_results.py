@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from egolib import paper, results, scores, verdicts
+from egolib import convergence, paper, results, scores, verdicts
 from egolib.config import RunConfig
 from egolib.epic import ManyShot
 
@@ -209,6 +209,27 @@ def test_run_index_links_the_pages_that_exist(tmp_path):
     row = "IG-65M + Kinetics (synthetic stand-in: motion clips) | 30.0 / 30.0 / 30.0 | 20.0 / 20.0 / 20.0 | 1.5 | 700 |"
     assert row in page
     assert "| – / – / – | – / – / – | – | – |" in page and "Training code version: `abc`." in page
+
+
+def test_the_run_index_shows_how_far_each_run_and_its_recipe_s_study_trained(tmp_path, monkeypatch):
+    _run(tmp_path, VARIANTS[0], s1=30.0, s2=20.0)
+    name = RunConfig.from_params({**VARIANTS[0], "preset": "smoke"}).name
+    verb = [0.2, 0.7, 0.7, 0.7, 0.7, 0.7]  # its 3-epoch mean reaches its best, 70 %, at epoch 4
+    pd.DataFrame({"acc_verb": verb, "acc_noun": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "acc_action": 0.1}).to_csv(
+        tmp_path / name / "log.csv", index=False)
+    studies = tmp_path / "convergence"
+    studies.mkdir()
+    monkeypatch.setattr(convergence, "STUDIES", studies)
+    pd.DataFrame({"acc_verb": [0.5, 0.6], "acc_noun": 0.5, "acc_action": 0.5, "val_verb": [0.55, 0.65],
+                  "val_noun": [0.45, 0.44], "val_action": [0.3, 0.35]}).to_csv(studies / f"{name}.csv", index=False)
+    table = results.run_table(tmp_path, VARIANTS, BASELINES, preset="smoke", seed=0)
+    first = table.iloc[0]
+    assert (first.epochs, first.train_verb, first.train_stop_verb, first.train_stop_noun) == (6, 70.0, 4, 6)
+    assert (first.val_verb, first.val_noun, first.val_stop_verb, first.val_stop_noun) == (65.0, 44.0, 2, 1)
+    assert table.iloc[1][["epochs", "train_verb", "val_verb"]].isna().all()  # no run folder, no study
+    page = results.run_index_page(table, preset="smoke", seed=0, pages={name})
+    assert f"| {name} | 6 | 70.0 / 60.0 | 4 / 6 | 65.0 / 44.0 / 35.0 | 2 / 1 / 2 |" in page
+    assert f"| {table.iloc[1]['name']} | – | – / – | – / – | – / – / – | – / – / – |" in page
 
 
 def test_the_unseen_claim_reads_the_dataset_s_own_columns(tmp_path, monkeypatch):
