@@ -909,11 +909,12 @@ def test_scores(cfg: RunConfig, model: nn.Module, data: Data, split: str, dist: 
 
     Args:
         first_clip: a dict that receives what the pass over the first clip of every segment (the clip
-            ``egolib.probes`` reads) computed: ``uid``, the logits of each task ``(N, classes)`` and, for EgoACO, the
-            attention maps of each branch ``(N, T, h, w)``.
+            ``egolib.probes`` reads) computed: ``uid``, the logits of each task ``(N, classes)`` and, for EgoACO on a
+            data set with object boxes (SynthKitchens: chapter 5's pointing game), the attention maps of each branch
+            ``(N, T, h, w)``.
     """
     clip_logits = []
-    attention = isinstance(_unwrap(model), models.EgoACO)
+    attention = keeps_attention(model, data)
     for k in range(cfg.test_clips if clips is None else clips):
         ds = test_dataset(cfg, data, split, clip_index=k % 2)
         keep = first_clip is not None and k == 0
@@ -1022,8 +1023,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, *, progress: bool = True, data: D
             if dist.is_main:
                 write_first_clip(run_dir / first_files[-1], first)
     if first_files:
-        result["protocol"]["first_clip"] = {"files": first_files,
-                                            "attention": isinstance(_unwrap(model), models.EgoACO)}
+        result["protocol"]["first_clip"] = {"files": first_files, "attention": keeps_attention(model, data)}
     second = _score_second_crop(cfg, model, data, dist, progress=progress)
     if second is not None:
         result["protocol"]["second_crop"] = second
@@ -1050,6 +1050,12 @@ SECOND_CROP_METHODS = ("gsm",)
 # its attention maps (``first_clip_<split>.npz``, hashed in ``DONE``). Chapter 4's order probe reads the forward
 # predictions and chapter 5's pointing game the maps, instead of running those clips through the checkpoint again.
 FIRST_CLIP_FILE = "first_clip_{split}.npz"
+
+
+def keeps_attention(model: nn.Module, data: Data) -> bool:
+    """Whether the first-clip outputs hold attention maps: EgoACO models on SynthKitchens, whose object boxes the
+    pointing game needs (on EPIC-Kitchens the maps of every clip would take about 100 MB per split for no chapter)."""
+    return isinstance(_unwrap(model), models.EgoACO) and data.synthetic
 
 
 def write_first_clip(path: Path, outputs: dict[str, np.ndarray]) -> None:
