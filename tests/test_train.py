@@ -159,14 +159,17 @@ def test_run_writes_a_complete_folder_and_is_deterministic(workdir):
     train.run(a, progress=False)
     names = {p.name for p in a.run_path.iterdir()}
     assert {"config.json", "checkpoint.pt", "log.csv", "scores_s1.npz", "scores_s2.npz", "metrics.json",
-            "submission.zip", "DONE"} <= names
+            "submission.zip", "first_clip_s1.npz", "first_clip_s2.npz", "DONE"} <= names
     mtimes = {p.name: p.stat().st_mtime_ns for p in a.run_path.iterdir()}
     assert mtimes["DONE"] == max(mtimes.values())  # written last
     metrics = json.loads((a.run_path / "metrics.json").read_text())
     assert metrics["pretrain"]["source"] == "synthetic stand-in: object images"
     assert metrics["protocol"] == {"clips": 2, "crop": "centre", "scale_size": 73, "input_size": 64,
                                    "num_segments": 4, "action_scores": "action head (top-100 pairs)",
-                                   "untrained_taps": 0}
+                                   "untrained_taps": 0,
+                                   "first_clip": {"files": ["first_clip_s1.npz", "first_clip_s2.npz"],
+                                                  "attention": True}}
+    assert runs.unverified(a.run_path, metrics["protocol"]["first_clip"]["files"]) == []  # hashed in DONE
     log = pd.read_csv(a.run_path / "log.csv")
     assert log[["stage", "epoch"]].values.tolist() == [[1, 1], [2, 1], [3, 1]]
     ckpt = torch.load(a.run_path / "checkpoint.pt", weights_only=True)
