@@ -35,7 +35,8 @@
 # interrupted run resumes from it), `log.csv`, `scores_s1.npz`, `scores_s2.npz` (EPIC-100:
 # `scores_validation.npz`, `scores_test.npz`), `first_clip_<split>.npz` of the labelled splits (the first test
 # clip's logits and, for EgoACO on SynthKitchens, attention maps: chapters 4 and 5 read them), `metrics.json`,
-# `submission.zip` (the dataset's challenge format) and, last, `DONE`. Several GPUs: `torchrun --nproc_per_node=N -m egolib.train --config runs/<name>/config.json`.
+# `submission.zip` (the dataset's challenge format) and, last, `DONE`. Several GPUs:
+# `torchrun --nproc_per_node=N -m egolib.train --config runs/<name>/config.json`.
 
 # %%
 # %matplotlib inline
