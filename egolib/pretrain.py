@@ -78,9 +78,6 @@ STANDIN_RECIPES: dict[str, dict[str, Any]] = {
 # learn. Motion clips from scratch sit near chance (loss ln 14) for hundreds of steps before they leave it.
 OBJECT_EPOCHS = {"demo": 24}
 MOTION_EPOCHS = {"demo": 24}
-# The motion clips' object loss joins at this epoch, as in the shipped stand-in's recipe (``egolib.weights``): with
-# both losses from the first epoch the object task held R(2+1)D at chance on the motion.
-MOTION_OTHERS_FROM = {"demo": 6}
 
 
 def standin_recipe(preset: str, *, video: bool) -> dict[str, Any]:
@@ -89,8 +86,11 @@ def standin_recipe(preset: str, *, video: bool) -> dict[str, Any]:
     epochs = (MOTION_EPOCHS if video else OBJECT_EPOCHS).get(preset)
     if epochs is not None:
         recipe["epochs"] = epochs
-    if video and preset in MOTION_OTHERS_FROM:
-        recipe["others_from_epoch"] = MOTION_OTHERS_FROM[preset]
+    # the motion clips' object loss joins when the shipped stand-in's does (``egolib.weights``: with both losses
+    # from the first epoch the object task held R(2+1)D at chance on the motion)
+    shipped = weights.RECIPES.get(preset, {}).get("motion", {})
+    if video and "others_from_epoch" in shipped:
+        recipe["others_from_epoch"] = shipped["others_from_epoch"]
     return recipe
 
 
